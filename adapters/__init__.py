@@ -1,0 +1,1 @@
+"""Adapters that feed compiled litdata shards to training frameworks (see adapters/megatron)."""

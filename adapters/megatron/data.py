@@ -1,0 +1,388 @@
+"""The shard loader: a deterministic, resumable `IterableDataset` of packed sequences, and `build_loader`.
+
+Splitting. Each epoch `e` the shards are put in the order `permutation(seed, e)` (manifest order when
+`shuffle=False`); data-parallel rank `r` takes `order[r::dp_size]` and loader worker `w` takes `[w::W]` of
+that. When there are fewer shards than `dp_size * W` slots, the split moves to the sequence level: every
+slot reads all shards of the epoch and keeps sequences `i` with `i % (dp_size*W) == r*W + w`, so no rank
+is left without data (at the price of every slot reading every shard). A slot that still gets no sequence
+in an epoch raises `ValueError` rather than stalling its rank. Counts per rank may differ by the sizes of
+the shards; with `epochs=None` (loop forever) that does not matter for step-based training.
+
+Shuffling. Within each slot, a bounded buffer (`shuffle_buffer` sequences) shuffles the slot's stream of
+the epoch with a generator seeded by (seed, epoch, rank, worker); the buffer drains at the end of every
+epoch, so an epoch is a self-contained, reproducible stream. Images are decoded after the buffer.
+
+Resume. The state of a slot is (epoch, sequences taken from its epoch stream). Resuming replays that
+epoch's stream from the seed and skips the consumed count: skipped sequences are read and their arrays
+checked but their images are not decoded, so a resume costs one read of the epoch up to that point.
+With loader workers, `build_loader` batches inside each worker; every batch carries (worker stream,
+position after it) to the main process, which records them, so the state covers every worker. torch's
+DataLoader hands out batches round-robin over its workers in a fixed order, skipping exhausted ones; the
+state also records which stream comes next, and a resumed loader rotates its workers so that physical
+worker 0 plays that stream. Resume therefore needs the same seed, dp_size, dp_rank, shuffle, shards and
+number of loader workers (0 and 1 both mean one stream); a mismatch raises `ValueError`.
+
+Corrupt shards raise `CorruptShardError` (shard and member named). With `skip_corrupt=True` the rest of
+that shard is skipped, a warning is logged once per shard and process, and `stats` counts the shards and
+sequences skipped (with a manifest the count is exact; without one, at least the bad sequence). An image
+that cannot be decoded skips only its own sequence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.images import ImageSpec, preprocess
+from adapters.megatron.reweigh import Reweigh
+from adapters.megatron.shards import CorruptShardError, RawSequence, ShardInfo, iter_shard, resolve_shards
+
+log = logging.getLogger(__name__)
+STATE_FORMAT = "litdata-loader-state"
+Position = tuple[int, int]  # (epoch, sequences taken from that epoch's stream)
+
+
+@dataclass(kw_only=True)
+class LoadStats:
+    shards_skipped: int = 0
+    sequences_skipped: int = 0
+    errors: list[str] = field(default_factory=list)  # one message per skip event
+
+    def merged(self, others: Iterable[LoadStats]) -> LoadStats:
+        out = LoadStats(**asdict(self))
+        for o in others:
+            out.shards_skipped += o.shards_skipped
+            out.sequences_skipped += o.sequences_skipped
+            out.errors += o.errors
+        return out
+
+
+class PackedShardDataset(IterableDataset):
+    """Packed sequences from litdata shards (see the module docstring for split, shuffle and resume)."""
+
+    def __init__(
+        self,
+        data: str | os.PathLike | Sequence[str],
+        *,
+        dp_rank: int = 0,
+        dp_size: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+        epochs: int | None = 1,
+        reweigh: Reweigh | None = None,
+        image_spec: ImageSpec | None = None,
+        skip_corrupt: bool = False,
+        verify_checksums: bool = True,
+        shuffle_buffer: int = 128,
+        image_tokens: int | None = None,
+    ) -> None:
+        if not 0 <= dp_rank < dp_size:
+            raise ValueError(f"dp_rank {dp_rank} is not in [0, dp_size={dp_size})")
+        if epochs is not None and epochs < 1:
+            raise ValueError(f"epochs must be >= 1 or None (forever), got {epochs}")
+        self.shardset = resolve_shards(data)
+        if image_spec is not None and image_tokens is None and "image_tokens" not in self.shardset.config:
+            raise ValueError("image_tokens is needed to expand cu_seqlens: pass it, or read shards with a manifest")
+        self._image_tokens = image_tokens
+        self.dp_rank, self.dp_size, self.seed, self.shuffle, self.epochs = dp_rank, dp_size, seed, shuffle, epochs
+        self.reweigh, self.image_spec, self.skip_corrupt = reweigh, image_spec, skip_corrupt
+        self.verify_checksums = verify_checksums
+        self.shuffle_buffer = shuffle_buffer if shuffle else 0
+        image_token_id = self.shardset.config.get("image_token_id")
+        self._image_token_id = int(image_token_id) if image_token_id is not None else None
+        self._own_stats = LoadStats()
+        self._warned: set[str] = set()  # shards already warned about by this copy (one per worker process)
+        self._worker_stats: dict[int, LoadStats] = {}
+        self._progress = self._fresh_state(0)
+        self._pending: dict | None = None
+
+    # ---- what the collation needs -------------------------------------------------------------------
+    @property
+    def pad_id(self) -> int:
+        return self.shardset.pad_id
+
+    @property
+    def image_tokens(self) -> int:
+        return self._image_tokens or self.shardset.image_tokens
+
+    @property
+    def stats(self) -> LoadStats:
+        return self._own_stats.merged(self._worker_stats.values())
+
+    # ---- iteration ----------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[PackedSequence]:
+        info = get_worker_info()
+        if info is not None:  # inside a plain DataLoader: split, but only build_loader can resume
+            for _, seq in self.stream(info.id, info.num_workers, (0, 0)):
+                if seq is not None:
+                    yield seq
+            return
+        state = self._start_state(1)
+        for position, seq in self.stream(0, 1, tuple(state["positions"][0])):
+            self._progress["positions"][0] = list(position)
+            if seq is not None:
+                yield seq
+
+    def stream(
+        self, worker: int, num_workers: int, start: Position
+    ) -> Iterator[tuple[Position, PackedSequence | None]]:
+        """The sequences of one slot from `start` on, each with the position after it. None marks a
+        sequence skipped as corrupt (the position still advances)."""
+        epoch, skip = start
+        while self.epochs is None or epoch < self.epochs:
+            taken = skip
+            for raw in itertools.islice(self._epoch_raw(epoch, worker, num_workers), skip, None):
+                taken += 1
+                yield (epoch, taken), self._finish(raw)
+            if taken == 0:  # never leave a rank silently without data: it would stall the others
+                raise ValueError(
+                    f"dp rank {self.dp_rank} loader worker {worker} got no sequences in epoch {epoch}: "
+                    f"{len(self.shardset.shards)} shards are too little data for {self.dp_size} ranks x "
+                    f"{num_workers} workers, or all of its shards were skipped as corrupt "
+                    f"({self._own_stats.shards_skipped} skipped)"
+                )
+            epoch, skip = epoch + 1, 0
+
+    def _epoch_raw(self, epoch: int, worker: int, num_workers: int) -> Iterator[RawSequence]:
+        shards = self.shardset.shards
+        order = self._shard_order(epoch)
+        slots, slot = self.dp_size * num_workers, self.dp_rank * num_workers + worker
+        if len(shards) >= slots:
+            mine = order[self.dp_rank :: self.dp_size][worker::num_workers]
+            items: Iterator[RawSequence] = itertools.chain.from_iterable(
+                self._read_shard(shards[i], record=True) for i in mine
+            )
+        else:  # fewer shards than slots: split by sequence; slot 0 alone records skips so none is counted twice
+            every = itertools.chain.from_iterable(self._read_shard(shards[i], record=slot == 0) for i in order)
+            items = (raw for i, raw in enumerate(every) if i % slots == slot)
+        if self.shuffle_buffer > 1:
+            seed = int(np.random.SeedSequence([self.seed, epoch, self.dp_rank, worker]).generate_state(1)[0])
+            items = _buffer_shuffle(items, random.Random(seed), self.shuffle_buffer)
+        return items
+
+    def _shard_order(self, epoch: int) -> list[int]:
+        n = len(self.shardset.shards)
+        if not self.shuffle:
+            return list(range(n))
+        return np.random.default_rng([self.seed, epoch]).permutation(n).tolist()
+
+    def _read_shard(self, info: ShardInfo, *, record: bool) -> Iterator[RawSequence]:
+        count = 0
+        try:
+            for raw in iter_shard(info, verify_checksums=self.verify_checksums, image_token_id=self._image_token_id):
+                count += 1
+                yield raw
+        except CorruptShardError as exn:
+            if not self.skip_corrupt:
+                raise
+            if record:
+                lost = info.sequences - count if info.sequences is not None else (0 if exn.member == "<tar>" else 1)
+                self._skipped(exn, shards=1, sequences=max(lost, 0), what="rest of the shard")
+
+    def _finish(self, raw: RawSequence) -> PackedSequence | None:
+        weights = self.reweigh.apply(raw.classes, raw.cu_seqlens) if self.reweigh else raw.weights
+        images: tuple[np.ndarray, ...] = ()
+        if self.image_spec is not None:
+            try:
+                images = self._decode_images(raw)
+            except CorruptShardError as exn:
+                if not self.skip_corrupt:
+                    raise
+                self._skipped(exn, shards=0, sequences=1, what="sequence")
+                return None
+        return PackedSequence(
+            shard=raw.shard,
+            key=raw.key,
+            tokens=raw.tokens,
+            weights=weights,
+            classes=raw.classes,
+            cu_seqlens=raw.cu_seqlens,
+            images_per_doc=raw.images_per_doc,
+            images=images,
+            meta=raw.meta,
+        )
+
+    def _decode_images(self, raw: RawSequence) -> tuple[np.ndarray, ...]:
+        expected = int(raw.images_per_doc.sum())
+        if len(raw.image_bytes) != expected:
+            raise CorruptShardError(
+                raw.shard, f"{raw.key}.img*", f"{len(raw.image_bytes)} images for {expected} placeholders"
+            )
+        out = []
+        for member, data in zip(raw.image_members, raw.image_bytes):
+            try:
+                out.append(preprocess(data, self.image_spec))
+            except ValueError as exn:
+                raise CorruptShardError(raw.shard, member, str(exn)) from None
+        return tuple(out)
+
+    def _skipped(self, exn: CorruptShardError, *, shards: int, sequences: int, what: str) -> None:
+        self._own_stats.shards_skipped += shards
+        self._own_stats.sequences_skipped += sequences
+        self._own_stats.errors.append(str(exn))
+        if exn.shard not in self._warned:
+            self._warned.add(exn.shard)
+            log.warning("skipping the %s (%d sequences): %s", what, sequences, exn)
+
+    # ---- state ----------------------------------------------------------------------------------------
+    def _fresh_state(self, streams: int) -> dict:
+        return {
+            "format": STATE_FORMAT,
+            "version": 1,
+            "seed": self.seed,
+            "dp_rank": self.dp_rank,
+            "dp_size": self.dp_size,
+            "shuffle": self.shuffle,
+            "shards": len(self.shardset.shards),
+            "streams": streams,  # max(1, num_workers) of the loader that produced it; 0 = not started
+            "next_stream": 0,
+            "positions": [[0, 0] for _ in range(streams)],
+        }
+
+    def state_dict(self) -> dict:
+        """Where the consumer is: enough to resume at the exact next sequence (or batch, via build_loader)."""
+        return {**self._progress, "positions": [list(p) for p in self._progress["positions"]]}
+
+    def load_state_dict(self, state: dict) -> None:
+        fresh = self._fresh_state(0)
+        if state.get("format") != STATE_FORMAT or state.get("version") != 1:
+            raise ValueError(f"not a {STATE_FORMAT} v1 state: {state.get('format')!r} {state.get('version')!r}")
+        for key in ("seed", "dp_rank", "dp_size", "shuffle", "shards"):
+            if state.get(key) != fresh[key]:
+                raise ValueError(f"cannot resume: the state has {key}={state.get(key)!r}, this dataset {fresh[key]!r}")
+        self._pending = {**state, "positions": [list(p) for p in state["positions"]]}
+        self._progress = {**state, "positions": [list(p) for p in state["positions"]]}
+
+    def _start_state(self, streams: int) -> dict:
+        """The state an iteration starts from: a loaded one (once), else the beginning."""
+        state, self._pending = self._pending, None
+        started = state is not None and (
+            state["next_stream"] != 0 or any(tuple(p) != (0, 0) for p in state["positions"])
+        )
+        if not started:
+            state = self._fresh_state(streams)
+        elif state["streams"] != streams:
+            raise ValueError(
+                f"cannot resume exactly: the state was saved with {state['streams']} loader stream(s) "
+                f"(num_workers={state['streams']}), this loader has {streams}; use the same num_workers"
+            )
+        self._progress = {**state, "positions": [list(p) for p in state["positions"]]}
+        self._worker_stats = {}
+        return self._progress
+
+
+def _buffer_shuffle(items: Iterator[Any], rng: random.Random, size: int) -> Iterator[Any]:
+    buf: list[Any] = []
+    for item in items:
+        if len(buf) < size:
+            buf.append(item)
+            continue
+        j = rng.randrange(size)
+        yield buf[j]
+        buf[j] = item
+    rng.shuffle(buf)
+    yield from buf
+
+
+class _BatchSource(IterableDataset):
+    """What runs in each loader worker: one stream's batches, each with (stream, position after, stats)."""
+
+    def __init__(self, dataset: PackedShardDataset, *, micro_batch_size: int, seq_len: int, state: dict) -> None:
+        self.dataset, self.micro_batch_size, self.seq_len, self.state = dataset, micro_batch_size, seq_len, state
+
+    def __iter__(self) -> Iterator[tuple[int, Position, LoadStats, dict | None]]:
+        ds, streams = self.dataset, self.state["streams"]
+        info = get_worker_info()
+        stream = ((info.id if info else 0) + self.state["next_stream"]) % streams
+        start: Position = tuple(self.state["positions"][stream])
+        if ds.epochs is not None and start[0] >= ds.epochs:
+            return  # finished before the state was saved, final report included
+        spec = ds.image_spec
+        kwargs: dict[str, Any] = {"seq_len": self.seq_len, "pad_id": ds.pad_id}
+        if spec is not None:
+            kwargs.update(image_tokens=ds.image_tokens, image_size=spec.size)
+        pending: list[PackedSequence] = []
+        position = start
+        for position, seq in ds.stream(stream, streams, start):
+            if seq is not None:
+                pending.append(seq)
+            if len(pending) == self.micro_batch_size:
+                yield stream, position, ds._own_stats, collate(pending, **kwargs)
+                pending = []
+        if pending:
+            pending += [PackedSequence.empty()] * (self.micro_batch_size - len(pending))
+            yield stream, position, ds._own_stats, collate(pending, **kwargs)
+        # A last item with no batch: the final stats, and the mark that this stream is done.
+        yield stream, (ds.epochs or 0, 0), ds._own_stats, None
+
+
+class ShardLoader:
+    """Iterable of batch dicts (the batch contract); `state_dict()` resumes at the exact next batch."""
+
+    def __init__(
+        self,
+        dataset: PackedShardDataset,
+        *,
+        micro_batch_size: int,
+        seq_len: int,
+        num_workers: int = 0,
+        prefetch_factor: int = 2,
+        pin_memory: bool = False,
+    ) -> None:
+        manifest_seq_len = dataset.shardset.seq_len
+        if manifest_seq_len is not None and seq_len < manifest_seq_len:
+            raise ValueError(f"seq_len {seq_len} is shorter than the shards' seq_len {manifest_seq_len}")
+        if micro_batch_size < 1:
+            raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+        self.dataset, self.micro_batch_size, self.seq_len = dataset, micro_batch_size, seq_len
+        self.num_workers, self.prefetch_factor, self.pin_memory = num_workers, prefetch_factor, pin_memory
+
+    def __iter__(self) -> Iterator[dict]:
+        ds = self.dataset
+        streams = max(1, self.num_workers)
+        state = ds._start_state(streams)
+        source = _BatchSource(ds, micro_batch_size=self.micro_batch_size, seq_len=self.seq_len, state=dict(state))
+        if self.num_workers == 0:
+            items: Iterable = source
+        else:
+            items = DataLoader(
+                source,
+                batch_size=None,
+                num_workers=self.num_workers,
+                prefetch_factor=self.prefetch_factor,
+                pin_memory=self.pin_memory,
+            )
+        for stream, position, stats, batch in items:
+            state["positions"][stream] = list(position)
+            state["next_stream"] = (stream + 1) % streams
+            if self.num_workers:
+                ds._worker_stats[stream] = stats
+            if batch is not None:
+                yield batch
+
+    def state_dict(self) -> dict:
+        return self.dataset.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dataset.load_state_dict(state)
+
+    @property
+    def stats(self) -> LoadStats:
+        return self.dataset.stats
+
+
+def build_loader(
+    dataset: PackedShardDataset, *, micro_batch_size: int, seq_len: int, num_workers: int = 0, **kwargs: Any
+) -> ShardLoader:
+    """Batches of `micro_batch_size` packed sequences padded to `seq_len`, built inside the loader workers
+    (one stream each, round-robin) so that the loader state stays exact; see the module docstring."""
+    return ShardLoader(dataset, micro_batch_size=micro_batch_size, seq_len=seq_len, num_workers=num_workers, **kwargs)

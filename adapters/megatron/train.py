@@ -1,0 +1,181 @@
+"""`python -m adapters.megatron.train`: train a Megatron-Core GPTModel / LLaVAModel on litdata shards.
+
+    torchrun --nproc-per-node 2 -m adapters.megatron.train --data shards/ --tensor-model-parallel-size 2 \
+        --model tiny --steps 20 --log-json run.jsonl
+
+Writes one JSON line per step (rank 0): step, loss, response_loss, instruction_loss, supervised_tokens,
+weight_sum, tokens_per_s, step_time_s (and tflops on GPU). gloo on CPU, nccl on GPU. Data parallel size is
+world_size / TP; global batch = micro batch x micro-batches per step x DP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from typing import Any, Sequence
+
+import torch
+
+from adapters.megatron.models import PRESETS, build_gpt, build_llava, count_parameters, preset, vision_tokens
+
+OVERRIDES = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "num_query_groups",
+             "seq_length", "img_size")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m adapters.megatron.train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="compiled output folder, a tar, a brace pattern")
+    p.add_argument("--model", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--log-json", help="append one JSON line per step here")
+    p.add_argument("--tensor-model-parallel-size", type=int, default=1)
+    p.add_argument("--micro-batch-size", type=int, default=2)
+    p.add_argument("--global-batch-size", type=int, help="default: micro batch x DP (no accumulation)")
+    for name in OVERRIDES:
+        p.add_argument("--" + name.replace("_", "-"), type=int, help="override the preset")
+    p.add_argument("--bf16", action="store_true", default=None, help="override the preset")
+    p.add_argument("--no-swiglu", dest="swiglu", action="store_false", default=None)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--clip-grad", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--mode", choices=("lit", "vit"), default="lit", help="re-weigh the stored classes")
+    p.add_argument("--weight", action="append", metavar="CLASS=W", help="per-class weight override")
+    p.add_argument("--vocab-size", type=int, help="default: the manifest's tokenizer vocab size")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--attention-backend", choices=("auto", "flex", "sdpa"), default="auto")
+    p.add_argument("--save", help="checkpoint folder")
+    p.add_argument("--save-interval", type=int, default=0)
+    p.add_argument("--load", help="resume from this checkpoint folder")
+    return p.parse_args(argv)
+
+
+def init_distributed(tp: int, seed: int) -> tuple[torch.device, Any, int, int]:
+    import os
+
+    from megatron.core import parallel_state
+
+    from adapters.megatron import cpu_shims
+
+    on_gpu = torch.cuda.is_available()
+    cpu_shims.apply()
+    if not torch.distributed.is_initialized():
+        if "RANK" not in os.environ:  # plain `python -m`: a world of one
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=os.environ.get("MASTER_PORT", "29500"))
+        if on_gpu:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.distributed.init_process_group("nccl" if on_gpu else "gloo")
+    world = torch.distributed.get_world_size()
+    if world % tp:
+        raise ValueError(f"world size {world} is not a multiple of --tensor-model-parallel-size {tp}")
+    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp)
+    torch.manual_seed(seed)
+    if on_gpu:
+        from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
+
+        model_parallel_cuda_manual_seed(seed)
+    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+    return device, parallel_state.get_data_parallel_group(), parallel_state.get_data_parallel_rank(), world // tp
+
+
+def model_flops_per_token(args: Any, n_params: int) -> float:
+    """Training FLOPs per token: 6 N (matmuls, forward + backward) + 12 L h s / 2 (causal attention scores
+    and values, forward + backward; the /2 counts only the causal half; document masks skip more, which we
+    do not credit)."""
+    return 6.0 * n_params + 6.0 * args.num_layers * args.hidden_size * args.seq_length
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*(Transformer Engine|Apex).*")
+    a = parse_args(argv)
+    from megatron.core import parallel_state
+
+    from adapters.megatron import checkpoint
+    from adapters.megatron.data import PackedShardDataset, build_loader
+    from adapters.megatron.images import ImageSpec
+    from adapters.megatron.reweigh import Reweigh
+    from adapters.megatron.step import StepModel, to_device, train_step
+    from litdata.classes import parse_weight_overrides
+
+    tp = a.tensor_model_parallel_size
+    device, dp_group, dp_rank, dp_size = init_distributed(tp, a.seed)
+    margs = preset(a.model, **{k: getattr(a, k) for k in (*OVERRIDES, "bf16", "swiglu")})
+    accumulate = 1
+    if a.global_batch_size:
+        if a.global_batch_size % (a.micro_batch_size * dp_size):
+            raise ValueError(f"--global-batch-size {a.global_batch_size} is not a multiple of micro x DP")
+        accumulate = a.global_batch_size // (a.micro_batch_size * dp_size)
+
+    reweigh = Reweigh(mode=a.mode, overrides=parse_weight_overrides(a.weight))
+    image_spec = ImageSpec(size=margs.img_size) if margs.vision else None
+    dataset = PackedShardDataset(a.data, dp_rank=dp_rank, dp_size=dp_size, seed=a.seed, epochs=None,
+                                 reweigh=reweigh, image_spec=image_spec)
+    cfg = dataset.shardset.config
+    vocab = a.vocab_size or (cfg.get("tokenizer") or {}).get("vocab_size")
+    if not vocab:
+        raise ValueError(f"{a.data}: no tokenizer vocab_size in a manifest; pass --vocab-size")
+    on_gpu = device.type == "cuda"
+    if margs.vision:
+        image_token_index = cfg.get("image_token_id")
+        if image_token_index is None:
+            raise ValueError(f"{a.data}: the manifest names no image_token_id; llava needs one")
+        if dataset.image_tokens != vision_tokens(margs):
+            raise ValueError(
+                f"{a.data}: shards were compiled with image_tokens={dataset.image_tokens} but the ViT "
+                f"({margs.img_size}px, patch {margs.patch_dim}) emits {vision_tokens(margs)} tokens per image; "
+                f"recompile with --image-tokens {vision_tokens(margs)} or change --img-size"
+            )
+        model, state = build_llava(margs, vocab_size=int(vocab), tp_size=tp, on_gpu=on_gpu,
+                                   image_token_index=int(image_token_index))
+        sm_kw = {"image_token_index": int(image_token_index), "image_tokens": dataset.image_tokens}
+    else:
+        model, state = build_gpt(margs, vocab_size=int(vocab), tp_size=tp, on_gpu=on_gpu)
+        sm_kw = {}
+    state.backend = a.attention_backend
+    model.to(device)
+    sm = StepModel(model=model, state=state, **sm_kw)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    loader = build_loader(dataset, micro_batch_size=a.micro_batch_size, seq_len=margs.seq_length,
+                          num_workers=a.num_workers)
+    start = 0
+    if a.load:
+        resumed = checkpoint.load(a.load, model=model, optimizer=optimizer)
+        loader.load_state_dict(resumed["loader"])
+        start = resumed["step"]
+
+    n_params = count_parameters(model) * tp  # every TP rank holds 1/TP of the (mostly) sharded weights
+    flops_per_token = model_flops_per_token(margs, n_params)
+    rank0 = torch.distributed.get_rank() == 0
+    log = open(a.log_json, "a") if (a.log_json and rank0) else None
+    batches = iter(loader)
+    for step in range(start + 1, a.steps + 1):
+        t0 = time.perf_counter()
+        micro = [to_device(next(batches), device) for _ in range(accumulate)]
+        report = train_step(sm, optimizer, micro, dp_group=dp_group, clip_grad=a.clip_grad)
+        if on_gpu:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        tokens = accumulate * a.micro_batch_size * margs.seq_length * dp_size
+        line = {"step": step, **report, "tokens_per_s": tokens / dt, "step_time_s": dt}
+        if on_gpu:
+            line["tflops"] = flops_per_token * tokens / dt / 1e12 / (tp * dp_size)  # per GPU
+        if log:
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+        if rank0:
+            print(json.dumps(line), flush=True)
+        if a.save and a.save_interval and step % a.save_interval == 0:
+            checkpoint.save(a.save, step=step, model=model, optimizer=optimizer, loader_state=loader.state_dict())
+    if log:
+        log.close()
+    parallel_state.destroy_model_parallel()
+    torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

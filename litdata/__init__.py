@@ -1,0 +1,5 @@
+"""litdata: compile multimodal instruction-tuning data into packed, loss-weighted WebDataset shards for LIT."""
+
+__version__ = "0.1.0"
+FORMAT_NAME = "litdata-packed"
+FORMAT_VERSION = 1

@@ -1,0 +1,5 @@
+import sys
+
+from litdata.cli import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""Sentence splitting of turn text with spaCy's blank English pipeline and its rule-based sentencizer.
+
+No model is downloaded: `spacy.blank("en")` gives the tokenizer, the `sentencizer` splits after `.`, `!`,
+`?` and friends. Two things are added around it because LLaVA-shaped turns need them:
+
+* newlines are sentence boundaries too (the sentencizer treats "\\n" as whitespace, so an option list
+  "A. cat\\nB. dog" followed by "Answer with the option's letter ..." would otherwise become one sentence);
+* the `<image>` placeholder is never part of a sentence (the pipeline gives it its own class).
+
+So a turn is first cut into *segments* (text between newlines and `<image>` tags, trimmed), and each segment
+is sentencized. Segments repeat a lot in instruction data (the templates themselves), so results are kept in
+a bounded cache keyed by the segment text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from litdata.records.conversation import IMAGE_PLACEHOLDER
+
+_SEPARATOR_RE = re.compile(rf"\n|{re.escape(IMAGE_PLACEHOLDER)}")
+_OPENING = frozenset("([{\"'“‘")
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    start: int  # character offsets into the text the sentence was found in
+    end: int
+    lexicon_hit: str | None = None  # the lexicon phrase matched inside the sentence, if any
+
+
+def make_nlp():
+    """A blank English pipeline with a sentencizer (no model download)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def segments(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the non-blank pieces of `text` between newlines and `<image>` tags, trimmed."""
+    out = []
+    pos = 0
+    for sep in [*_SEPARATOR_RE.finditer(text), None]:
+        stop = sep.start() if sep is not None else len(text)
+        piece = text[pos:stop]
+        stripped = piece.strip()
+        if stripped:
+            start = pos + len(piece) - len(piece.lstrip())
+            out.append((start, start + len(stripped)))
+        pos = sep.end() if sep is not None else stop
+    return out
+
+
+def _doc_sentences(doc, matcher) -> tuple[Sentence, ...]:
+    """Sentences of one segment doc (offsets relative to the segment), with lexicon hits attached."""
+    sents = list(doc.sents)
+    starts = [s.start_char for s in sents]
+    ends = [s.end_char for s in sents]
+    for i, sent in enumerate(sents[:-1]):
+        # The sentencizer keeps punctuation that follows '?' with the sentence before it, so "Where? [0.1, 0.2]"
+        # would end the first sentence with '['; an opening bracket or quote belongs to the next sentence.
+        if len(sent) > 1 and sent[-1].text in _OPENING:
+            prev = sent[-2]
+            ends[i] = prev.idx + len(prev.text)
+            starts[i + 1] = sent[-1].idx
+    hits: dict[int, str] = {}
+    if matcher is not None:
+        for match_id, tok_start, tok_end in matcher(doc):
+            c0, c1 = doc[tok_start].idx, doc[tok_end - 1].idx + len(doc[tok_end - 1].text)
+            for i, (s0, s1) in enumerate(zip(starts, ends)):
+                if s0 < c1 and c0 < s1:
+                    hits.setdefault(i, doc.vocab.strings[match_id])
+    return tuple(Sentence(start=s0, end=s1, lexicon_hit=hits.get(i)) for i, (s0, s1) in enumerate(zip(starts, ends)))
+
+
+class SentenceSplitter:
+    """Splits many texts at once (spaCy `nlp.pipe` over the segments not yet cached).
+
+    `matcher`, when given, is a spaCy PhraseMatcher run on every segment; its hits are attached to the
+    sentences they fall in. The matcher must not change while the splitter is in use (the cache holds hits).
+    """
+
+    def __init__(self, nlp=None, matcher=None, *, cache_size: int = 200_000, batch_size: int = 1000) -> None:
+        self.nlp = nlp if nlp is not None else make_nlp()
+        self.matcher = matcher
+        self.cache_size = cache_size
+        self.batch_size = batch_size
+        self._cache: dict[str, tuple[Sentence, ...]] = {}
+
+    def split(self, texts: Sequence[str]) -> list[list[Sentence]]:
+        """Sentences of every text, with offsets into that text, in order."""
+        segs = [segments(t) for t in texts]
+        todo = list(dict.fromkeys(t[a:b] for t, ss in zip(texts, segs) for a, b in ss if t[a:b] not in self._cache))
+        fresh = self._process(todo)
+        out: list[list[Sentence]] = []
+        for text, ss in zip(texts, segs):
+            sents: list[Sentence] = []
+            for a, b in ss:
+                seg = text[a:b]
+                found = fresh.get(seg)
+                for s in found if found is not None else self._cache[seg]:
+                    sents.append(Sentence(start=a + s.start, end=a + s.end, lexicon_hit=s.lexicon_hit))
+            out.append(sents)
+        return out
+
+    def _process(self, todo: list[str]) -> dict[str, tuple[Sentence, ...]]:
+        fresh = {
+            seg: _doc_sentences(doc, self.matcher)
+            for seg, doc in zip(todo, self.nlp.pipe(todo, batch_size=self.batch_size))
+        }
+        if len(self._cache) + len(fresh) > self.cache_size:
+            # Clearing is cheaper and simpler than LRU bookkeeping; frequent segments come back at once.
+            self._cache.clear()
+        if len(fresh) <= self.cache_size:
+            self._cache.update(fresh)
+        return fresh

@@ -1,0 +1,69 @@
+"""Sentence shapes: the normal form under which template sentences collapse into one row of the table.
+
+A shape is lower-case with whitespace collapsed; numbers become `<num>` and coordinate lists or bracketed
+boxes (`[0.12, 0.34, 0.56, 0.78]`, `(12, 40)`) become `<box>`, so that parametric templates such as
+"Please provide a short description for this region: [0.1, 0.2, 0.3, 0.4]." count as one sentence.
+The `<image>` placeholder is removed: the pipeline classifies it on its own.
+
+Templates whose tail is free text ("... this sentence describes: a red circle on the left.") cannot collapse
+that way; for them `prefix_shape` gives the part up to the colon followed by `<arg>`. Mining counts both
+shapes, and only a *frequent* prefix becomes a template, so an ordinary question with a colon stays an
+ordinary question.
+"""
+
+from __future__ import annotations
+
+import re
+
+from litdata.records.conversation import IMAGE_PLACEHOLDER
+
+NUM = "<num>"
+BOX = "<box>"
+ARG = "<arg>"
+
+_NUMBER = r"[-+]?\d+(?:[.,]\d+)*"
+# Two or more numbers in brackets or parentheses: boxes, points, coordinate pairs.
+_BOX_RE = re.compile(rf"[\[(]\s*{_NUMBER}(?:\s*,\s*{_NUMBER})+\s*[\])]")
+_NUM_RE = re.compile(rf"(?<![\w<]){_NUMBER}")
+_SPACE_RE = re.compile(r"\s+")
+# Prefixes shorter than this ("question:", "options:", "reference ocr token:") are labels in front of the
+# informative part, not templates; a collapsed "question: <arg>" would silence every such question.
+MIN_PREFIX_WORDS = 4
+# A tail made only of placeholders and punctuation is already constant in the full shape.
+_CONSTANT_TAIL_RE = re.compile(rf"^(?:\s|{re.escape(NUM)}|{re.escape(BOX)}|[^\w<>])*$")
+
+
+def sentence_shape(text: str) -> str:
+    """The normalised shape of one sentence (see the module docstring)."""
+    s = text.replace(IMAGE_PLACEHOLDER, " ").lower()
+    s = _BOX_RE.sub(BOX, s)
+    s = _NUM_RE.sub(NUM, s)
+    return _SPACE_RE.sub(" ", s).strip()
+
+
+def prefix_shape(shape: str) -> str | None:
+    """`prefix: <arg>` for a shape with a fixed-looking prefix before its first colon, else None.
+
+    None when there is no colon, the tail is empty or already constant (`...: <box>.`), or the prefix has
+    fewer than MIN_PREFIX_WORDS words.
+    """
+    head, colon, tail = shape.partition(":")
+    if not colon or not tail.strip() or _CONSTANT_TAIL_RE.match(tail):
+        return None
+    if len(head.split()) < MIN_PREFIX_WORDS:
+        return None
+    return f"{head.rstrip()}: {ARG}"
+
+
+def shapes_of(text: str) -> tuple[str, str | None]:
+    """Both shapes of a sentence: the full shape and its colon-prefix shape (or None)."""
+    full = sentence_shape(text)
+    return full, prefix_shape(full)
+
+
+def matching_template(sentence: str, template_shapes: frozenset[str] | set[str]) -> str | None:
+    """The template shape `sentence` falls under (its full shape first, then its prefix shape), or None."""
+    full, prefix = shapes_of(sentence)
+    if full in template_shapes:
+        return full
+    return prefix if prefix is not None and prefix in template_shapes else None

@@ -1,0 +1,133 @@
+"""`litdata compile SOURCE... --out DIR ...`"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from litdata.classes import MODES, parse_weight_overrides
+from litdata.cli import UsageError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
+          "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text)
+    unit = (m.group(2) or "").lower() if m else None
+    if not m or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512MB, 1GiB)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    return v
+
+
+def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by `compile` and `demo`."""
+    from litdata.render import TEMPLATE_NAMES
+
+    p.add_argument("--out", type=Path, help="output folder for shards and manifest")
+    p.add_argument("--template", default="vicuna_v1", choices=TEMPLATE_NAMES, help="chat template (default vicuna_v1)")
+    p.add_argument("--seq-len", type=positive_int, default=2048, help="packed sequence length, images expanded")
+    p.add_argument("--image-tokens", type=positive_int, default=576,
+                   help="positions one image takes in the model (576 for CLIP ViT-L/14 at 336px)")
+    p.add_argument("--mode", choices=MODES, default="lit", help="lit: instruction + response get loss; vit: response")
+    p.add_argument("--weight", action="append", metavar="CLASS=W", help="per-class loss weight, e.g. instruction=0.5")
+    p.add_argument("--overflow", choices=("drop", "truncate"), default="drop",
+                   help="documents longer than --seq-len: reject (too_long) or keep the prefix that fits")
+    p.add_argument("--workers", type=positive_int, default=1, help="encoding processes")
+    p.add_argument("--seed", type=int, default=0, help="packing order seed")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous compile with other options in --out")
+    p.add_argument("--max-shard-bytes", type=parse_size, default=parse_size("256MiB"))
+    p.add_argument("--max-shard-sequences", type=positive_int, default=10_000)
+    p.add_argument("--max-pixels", type=positive_int, default=40_000_000, help="reject larger images (bombs)")
+    p.add_argument("--max-turns", type=positive_int, default=512)
+    p.add_argument("--max-turn-chars", type=positive_int, default=200_000)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="records per encoding batch")
+    p.add_argument("--pack-window", type=positive_int, default=8192, help="documents per packing window")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from litdata.classify.options import add_harmful_arguments, add_mining_arguments
+
+    add_mining_arguments(p)
+    add_harmful_arguments(p)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="LLaVA JSON/JSONL, ShareGPT, OpenAI messages, Parquet")
+    p.add_argument("--image-root", help="folder the records' image paths are relative to")
+    p.add_argument("--tokenizer", help="local Hugging Face fast tokenizer folder (default: the bundled demo one)")
+    add_encoding_arguments(p)
+
+
+def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image_root: str | None):
+    from litdata.classify.options import harmful_settings_from_args, mining_settings_from_args
+    from litdata.pipeline import CompileConfig
+    from litdata.read import ReadLimits
+
+    if args.out is None:
+        raise UsageError("--out DIR is required")
+    for s in sources:
+        if not Path(s).is_file():
+            raise UsageError(f"source {s}: no such file")
+    if image_root is not None and not Path(image_root).is_dir():
+        raise UsageError(f"--image-root {image_root}: no such folder")
+    try:
+        overrides = parse_weight_overrides(args.weight)
+        mining = mining_settings_from_args(args)
+        harmful = harmful_settings_from_args(args)
+        cfg = CompileConfig(
+            sources=tuple(str(s) for s in sources), out=args.out, tokenizer=str(tokenizer), image_root=image_root,
+            template=args.template, seq_len=args.seq_len, image_tokens=args.image_tokens, mode=args.mode,
+            weight_overrides=overrides, overflow=args.overflow, workers=args.workers, seed=args.seed,
+            overwrite=args.overwrite, max_shard_bytes=args.max_shard_bytes,
+            max_shard_sequences=args.max_shard_sequences, max_pixels=args.max_pixels,
+            read_limits=ReadLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars),
+            mining=mining, harmful=harmful, batch_size=args.batch_size, pack_window=args.pack_window,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+        cfg.weights  # validates the overrides against the mode
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.image_tokens > args.seq_len:
+        raise UsageError(f"--image-tokens {args.image_tokens} cannot exceed --seq-len {args.seq_len}")
+    return cfg
+
+
+def execute(cfg) -> int:
+    from litdata.output import OutputError
+    from litdata.pipeline import compile_dataset
+    from litdata.read import SourceError
+    from litdata.summary import print_summary
+    from litdata.tokens import TokenizerError
+
+    t0 = time.perf_counter()
+    try:
+        result = compile_dataset(cfg)
+    except (OutputError, TokenizerError, SourceError) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:  # a full disk, an input that vanished mid-run: no partial shard is left under a final name
+        print(f"litdata: error: {e.strerror or e}: {e.filename or ''} (no manifest written; rerun to resume)",
+              file=sys.stderr)
+        return 1
+    print_summary(result, cfg.out, seconds=time.perf_counter() - t0)
+    return 0 if result.stats.documents else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from litdata.demo import DEMO_TOKENIZER_DIR
+
+    cfg = config_from_args(args, sources=args.sources, tokenizer=args.tokenizer or DEMO_TOKENIZER_DIR,
+                           image_root=args.image_root)
+    return execute(cfg)

@@ -1,0 +1,155 @@
+"""The per-record stage that runs in worker processes: images -> labels -> render -> tokenize -> classify -> weigh.
+
+Work is done a batch at a time so that spaCy and the tokenizer can batch in native code. An `Encoder` is built
+once per process from a picklable `EncodeSpec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from litdata.classes import TokenClass, weight_table
+from litdata.records import Conversation, Document, Reject, RejectReason
+from litdata.records.document import ImageBlob
+from litdata.render import TemplateError, get_template
+from litdata.tokens import encode_texts, load_tokenizer, token_classes
+from litdata.weigh import weigh
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeSpec:
+    tokenizer: str
+    template: str
+    weights: dict  # TokenClass -> float, already resolved for the mode and overrides
+    seq_len: int
+    image_tokens: int
+    overflow: str  # "drop" | "truncate"
+    image_root: str | None
+    max_pixels: int
+    template_shapes: frozenset[str] = frozenset()
+    harmful: object | None = None  # litdata.classify HarmfulSettings
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditHit:
+    """One harmful span, for harmful_audit.jsonl."""
+
+    file: str
+    index: int
+    id: str | None
+    turn: int
+    role: str
+    text: str
+    matcher: str
+    score: float | None
+    action: str  # "masked" | "dropped"
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class Encoder:
+    def __init__(self, spec: EncodeSpec) -> None:
+        from litdata.classify.labeler import TurnLabeler
+
+        self.spec = spec
+        self.tokenizer, self.tokinfo = load_tokenizer(spec.tokenizer)
+        self.template = get_template(spec.template, self.tokenizer)
+        self.table = weight_table(spec.weights)
+        self.labeler = TurnLabeler(template_shapes=spec.template_shapes, harmful=spec.harmful)
+        self.image_root = Path(spec.image_root) if spec.image_root else None
+
+    def encode_batch(self, items: Sequence[Conversation | Reject]) -> tuple[list[Document | Reject], list[AuditHit]]:
+        out: list[Document | Reject | None] = list(items)
+        audit: list[AuditHit] = []
+        images: dict[int, tuple[ImageBlob, ...]] = {}
+        live: list[int] = []
+        for i, item in enumerate(items):
+            if isinstance(item, Conversation):
+                got = self._images(item)
+                if isinstance(got, Reject):
+                    out[i] = got
+                else:
+                    images[i] = got
+                    live.append(i)
+
+        turns = [(t.role, t.text) for i in live for t in items[i].turns]
+        flat = self.labeler.label(turns) if turns else []
+        rendered: list[tuple[int, object]] = []
+        k = 0
+        drop = getattr(self.spec.harmful, "policy", "mask") == "drop"
+        for i in live:
+            conv = items[i]
+            labels = flat[k : k + len(conv.turns)]
+            k += len(conv.turns)
+            hits = self._audit(conv, labels, "dropped" if drop else "masked")
+            audit.extend(hits)
+            if hits and drop:
+                out[i] = Reject(provenance=conv.provenance, reason=RejectReason.HARMFUL,
+                                message=f"{len(hits)} harmful span(s), first in turn {hits[0].turn}: {hits[0].text[:80]!r}")
+                continue
+            try:
+                r = self.template.render(conv, [[(s.start, s.end, s.cls) for s in turn] for turn in labels])
+            except TemplateError as e:
+                out[i] = Reject(provenance=conv.provenance, reason=RejectReason.TEMPLATE_ERROR, message=str(e))
+                continue
+            rendered.append((i, r))
+
+        encoded = encode_texts(self.tokenizer, [r.text for _, r in rendered])
+        for (i, r), (ids, offsets) in zip(rendered, encoded):
+            out[i] = self._document(items[i], images[i], ids, token_classes(r.text, r.char_classes, offsets))
+        return out, audit  # type: ignore[return-value]
+
+    def _images(self, conv: Conversation) -> tuple[ImageBlob, ...] | Reject:
+        from litdata.read import resolve_image
+
+        blobs = []
+        for n, ref in enumerate(conv.images):
+            got = resolve_image(ref, image_root=self.image_root, max_pixels=self.spec.max_pixels)
+            if not isinstance(got, ImageBlob):
+                reason, message = got
+                return Reject(provenance=conv.provenance, reason=reason, message=f"image {n} ({ref.path}): {message}")
+            blobs.append(got)
+        return tuple(blobs)
+
+    @staticmethod
+    def _audit(conv: Conversation, labels, action: str) -> list[AuditHit]:
+        p = conv.provenance
+        return [
+            AuditHit(file=p.source, index=p.index, id=p.id, turn=t, role=conv.turns[t].role.value,
+                     text=conv.turns[t].text[s.start : s.end], matcher=s.matcher, score=s.score, action=action)
+            for t, turn in enumerate(labels)
+            for s in turn
+            if s.cls is TokenClass.HARMFUL
+        ]
+
+    def _document(self, conv: Conversation, images: tuple[ImageBlob, ...], ids: np.ndarray,
+                  classes: np.ndarray) -> Document | Reject:
+        spec, image_id = self.spec, self.tokinfo.image_token_id
+        is_image = ids == image_id
+        if int(is_image.sum()) != len(images):
+            return Reject(provenance=conv.provenance, reason=RejectReason.TEMPLATE_ERROR,
+                          message=f"{int(is_image.sum())} image tokens after tokenization for {len(images)} images")
+        expanded = ids.shape[0] + len(images) * (spec.image_tokens - 1)
+        truncated_from = None
+        if expanded > spec.seq_len:
+            if spec.overflow == "drop":
+                return Reject(provenance=conv.provenance, reason=RejectReason.TOO_LONG,
+                              message=f"{expanded} tokens with images expanded > --seq-len {spec.seq_len} "
+                                      f"({ids.shape[0]} text tokens, {len(images)} images x {spec.image_tokens})")
+            # Keep the longest prefix that fits; a placeholder is one token, so it is kept whole or dropped whole.
+            cum = np.cumsum(np.where(is_image, spec.image_tokens, 1))
+            keep = int(np.searchsorted(cum, spec.seq_len, side="right"))
+            truncated_from = int(ids.shape[0])
+            images = images[: int(is_image[:keep].sum())]
+            ids, classes = ids[:keep], classes[:keep]
+        p = conv.provenance
+        meta = {"id": p.id, "file": p.source, "index": p.index, "tokens": int(ids.shape[0]), "images": len(images)}
+        if truncated_from is not None:
+            meta["truncated_from"] = truncated_from
+        return Document(provenance=p, tokens=ids, classes=classes, weights=weigh(classes, self.table),
+                        images=images, truncated_from=truncated_from, meta=meta)

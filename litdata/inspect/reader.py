@@ -1,0 +1,250 @@
+"""Read a compile's output folder back: manifest, shards (lazily, member by member), side files."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from litdata.classes import TokenClass, class_weights
+
+
+class InspectError(ValueError):
+    """The folder cannot be inspected; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentMeta:
+    """One entry of a sample's `KEY.json` (where the document came from)."""
+
+    id: str
+    file: str
+    index: int
+    tokens: int
+    images: int
+    truncated_from: int | None = None
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DocumentMeta":
+        return cls(id=str(d.get("id", "")), file=str(d.get("file", "")), index=int(d.get("index", -1)),
+                   tokens=int(d.get("tokens", 0)), images=int(d.get("images", 0)),
+                   truncated_from=d.get("truncated_from"))
+
+
+class Members:
+    """The tar members of one sample; bytes are read only when asked for, so scans skip images."""
+
+    def __init__(self, tar: tarfile.TarFile, shard: str, key: str, infos: dict[str, tarfile.TarInfo]) -> None:
+        self._tar, self.shard, self.key, self._infos = tar, shard, key, infos
+
+    def read(self, suffix: str) -> bytes:
+        info = self._infos.get(suffix)
+        if info is None:
+            raise InspectError(f"{self.shard}: sample {self.key} has no member {self.key}.{suffix}")
+        f = self._tar.extractfile(info)
+        assert f is not None  # members were checked to be regular files
+        return f.read()
+
+    def array(self, name: str) -> np.ndarray:
+        try:
+            return np.load(io.BytesIO(self.read(f"{name}.npy")), allow_pickle=False)
+        except InspectError:
+            raise
+        except Exception as e:
+            raise InspectError(f"{self.shard}: {self.key}.{name}.npy is not a loadable npy array ({e})") from None
+
+    def documents(self) -> tuple[DocumentMeta, ...]:
+        try:
+            docs = json.loads(self.read("json"))["documents"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InspectError(f"{self.shard}: {self.key}.json has no readable 'documents' list ({e})") from None
+        return tuple(DocumentMeta.from_json(d) for d in docs)
+
+    def images(self) -> tuple[tuple[str, bytes], ...]:
+        """(member suffix such as img000.png, bytes), in placeholder order."""
+        return tuple((s, self.read(s)) for s in sorted(s for s in self._infos if s.startswith("img")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackedDocument:
+    """One document cut out of its packed sequence, with the images its placeholders stand for."""
+
+    meta: DocumentMeta
+    shard: str
+    key: str
+    position: int  # 0-based index of the document in its sequence
+    siblings: int  # documents in the sequence
+    tokens: np.ndarray
+    classes: np.ndarray
+    weights: np.ndarray
+    images: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackedSequence:
+    shard: str
+    key: str
+    tokens: np.ndarray
+    weights: np.ndarray
+    classes: np.ndarray
+    cu_seqlens: np.ndarray
+    metas: tuple[DocumentMeta, ...]
+    images: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def load(cls, m: Members) -> "PackedSequence":
+        seq = cls(shard=m.shard, key=m.key, tokens=m.array("tokens"), weights=m.array("weights"),
+                  classes=m.array("classes"), cu_seqlens=m.array("cu_seqlens"), metas=m.documents(),
+                  images=m.images())
+        n, cu = len(seq.tokens), seq.cu_seqlens
+        if len(seq.weights) != n or len(seq.classes) != n or len(cu) != len(seq.metas) + 1 or (len(cu) and cu[-1] != n):
+            raise InspectError(f"{m.shard}: sample {m.key}: arrays disagree (tokens {n}, weights {len(seq.weights)}, "
+                               f"classes {len(seq.classes)}, cu_seqlens {cu.tolist()[:8]}, documents {len(seq.metas)})")
+        return seq
+
+    def documents(self, image_token_id: int) -> list[PackedDocument]:
+        placeholders = np.concatenate([[0], np.cumsum(self.tokens == image_token_id)])
+        out = []
+        for i, meta in enumerate(self.metas):
+            a, b = int(self.cu_seqlens[i]), int(self.cu_seqlens[i + 1])
+            out.append(PackedDocument(meta=meta, shard=self.shard, key=self.key, position=i, siblings=len(self.metas),
+                                      tokens=self.tokens[a:b], classes=self.classes[a:b], weights=self.weights[a:b],
+                                      images=self.images[int(placeholders[a]):int(placeholders[b])]))
+        return out
+
+
+def _groups(tar: tarfile.TarFile, shard: str) -> Iterator[tuple[str, dict[str, tarfile.TarInfo]]]:
+    """Members grouped by key in tar order (webdataset keeps a key's members contiguous)."""
+    key, infos = None, {}
+    for info in tar:
+        if not info.isfile():
+            continue
+        k, _, suffix = info.name.partition(".")
+        if k != key:
+            if key is not None:
+                yield key, infos
+            key, infos = k, {}
+        infos[suffix] = info
+    if key is not None:
+        yield key, infos
+
+
+class OutputFolder:
+    """A compile's output folder, opened through its manifest."""
+
+    def __init__(self, path: Path, manifest: dict) -> None:
+        self.path, self.manifest = Path(path), manifest
+
+    @classmethod
+    def open(cls, path: str | Path) -> "OutputFolder":
+        p = Path(path)
+        if not p.is_dir():
+            raise InspectError(f"{p}: no such folder")
+        mf = p / "manifest.json"
+        if not mf.is_file():
+            raise InspectError(f"{p}: no manifest.json (not a finished litdata compile)")
+        try:
+            manifest = json.loads(mf.read_text())
+            manifest["config"], manifest["shards"], manifest["counts"], manifest["tokens"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InspectError(f"{mf}: not a litdata manifest ({type(e).__name__}: {e})") from None
+        return cls(p, manifest)
+
+    @property
+    def config(self) -> dict:
+        return self.manifest["config"]
+
+    @property
+    def shard_names(self) -> list[str]:
+        return [s["name"] for s in self.manifest["shards"]]
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.config.get("image_token_id", self.config.get("tokenizer", {}).get("image_token_id", -1)))
+
+    def members(self, shard: str | None = None) -> Iterator[Members]:
+        names = self.shard_names
+        if shard is not None:
+            if shard not in names:
+                raise InspectError(f"--shard {shard}: not in the manifest (shards: {', '.join(names[:5])}"
+                                   f"{', ...' if len(names) > 5 else ''})")
+            names = [shard]
+        for name in names:
+            path = self.path / name
+            try:
+                tar = tarfile.open(path, "r:")
+            except (OSError, tarfile.TarError) as e:
+                raise InspectError(f"{path}: cannot open the shard ({e})") from None
+            with tar:
+                for key, infos in _groups(tar, name):
+                    yield Members(tar, name, key, infos)
+
+    def sequences(self, shard: str | None = None) -> Iterator[PackedSequence]:
+        for m in self.members(shard):
+            yield PackedSequence.load(m)
+
+    def find_document(self, doc_id: str, shard: str | None = None) -> PackedDocument | None:
+        """The first document with this source id; only the `.json` members are read until it is found."""
+        for m in self.members(shard):
+            if any(d.id == doc_id for d in m.documents()):
+                seq = PackedSequence.load(m)
+                return next(d for d in seq.documents(self.image_token_id) if d.meta.id == doc_id)
+        return None
+
+    def weights(self, mode: str | None = None) -> dict[TokenClass, float]:
+        """Class weights as compiled, or for `mode` with the compile's per-class overrides carried over."""
+        compiled = {TokenClass.parse(k): float(v) for k, v in self.config["weights"].items()}
+        if mode is None or mode == self.config.get("mode"):
+            return compiled
+        base = class_weights(self.config.get("mode", "lit"))
+        overrides = {c: w for c, w in compiled.items() if base.get(c) != w}
+        return class_weights(mode, overrides)
+
+    def load_tokenizer(self, override: str | Path | None = None) -> Any:
+        """The compile's tokenizer (with `<image>` added as the compiler did); checked against the manifest."""
+        from litdata.tokens import TokenizerError, load_tokenizer
+
+        info = self.config.get("tokenizer", {})
+        path = override or info.get("path")
+        if not path:
+            raise InspectError("the manifest names no tokenizer path; pass --tokenizer PATH")
+        try:
+            tok, got = load_tokenizer(path)
+        except TokenizerError as e:
+            hint = "" if override else " (the folder recorded in manifest.json; pass --tokenizer PATH if it moved)"
+            raise InspectError(f"{e}{hint}") from None
+        if self.image_token_id >= 0 and got.image_token_id != self.image_token_id:
+            raise InspectError(f"tokenizer {path}: <image> is token {got.image_token_id}, the manifest says "
+                               f"{self.image_token_id}; this is not the tokenizer the shards were compiled with")
+        if info.get("vocab_hash") and got.vocab_hash != info["vocab_hash"]:
+            raise InspectError(f"tokenizer {path}: vocabulary hash differs from the manifest's; "
+                               "decoded text would be wrong")
+        return tok
+
+    def jsonl(self, name: str, limit: int) -> list[dict]:
+        """The first `limit` rows of a side file such as rejects.jsonl ([] when absent)."""
+        path, rows = self.path / name, []
+        if not path.is_file():
+            return rows
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if len(rows) >= limit:
+                    break
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError:
+                        rows.append({"unreadable line": line.strip()[:200]})
+        return rows
+
+    def templates(self):
+        """templates.parquet as a polars frame, or None when the compile wrote none."""
+        import polars as pl
+
+        path = self.path / "templates.parquet"
+        return pl.read_parquet(path) if path.is_file() else None

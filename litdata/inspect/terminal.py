@@ -1,0 +1,135 @@
+"""`litdata inspect DIR`: packed sequences decoded span by span, coloured by class (rich).
+
+Without colour (`--no-color`, NO_COLOR, or output that is not a terminal) every span is prefixed with its
+class in brackets, e.g. `⟦instruction⟧What colour is the square?`, so the text stays readable in logs and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+from rich.console import Console
+from rich.text import Text
+
+from litdata.classes import TokenClass, weight_table
+from litdata.inspect.palette import PALETTE, format_weight
+from litdata.inspect.reader import OutputFolder, PackedDocument, PackedSequence
+from litdata.inspect.spans import Decoder, Span, document_spans
+from litdata.weigh import weigh
+
+
+@dataclass(frozen=True, kw_only=True)
+class TerminalOptions:
+    sequences: int = 2
+    shard: str | None = None
+    document: str | None = None
+    mode: str | None = None  # None: the weights stored in the shards
+    tokenizer: str | Path | None = None
+
+
+def plain(console: Console) -> bool:
+    return console.no_color or console.color_system is None
+
+
+def tag(cls: TokenClass, weight: float | None = None) -> str:
+    w = "" if weight is None or weight in (0.0, 1.0) else f" ×{format_weight(weight)}"
+    return f"⟦{cls.label}{w}⟧"
+
+
+def span_text(span: Span, *, image_tokens: int, tags: bool) -> Text:
+    body = f"[image {span.image}: {image_tokens} tokens]" if span.image is not None else span.text
+    if tags:
+        return Text(tag(span.cls, span.weight) + body)
+    style = PALETTE[span.cls].rich + (" underline" if span.weight > 0 else "")
+    out = Text(body, style=style)
+    if span.weight not in (0.0, 1.0):
+        out.append(f"⁽×{format_weight(span.weight)}⁾", style="dim")
+    return out
+
+
+def legend(weights: dict[TokenClass, float], mode_label: str, *, tags: bool) -> Text:
+    out = Text()
+    out.append(f"legend ({mode_label} weights): " if tags else f"legend ({mode_label} weights; underlined text gets loss): ",
+               style="bold")
+    for c in TokenClass:
+        w = format_weight(weights[c])
+        if tags:
+            out.append(f"⟦{c.label}⟧ w={w}  ")
+        else:
+            out.append(f"■ {c.label}", style=PALETTE[c].rich)
+            out.append(f" w={w}  ", style="dim")
+    return out
+
+
+def _doc_header(doc: PackedDocument, supervised: int) -> Text:
+    m = doc.meta
+    parts = [f"document {doc.position + 1}/{doc.siblings}", f"id {m.id}", f"{Path(m.file).name} #{m.index}",
+             f"{len(doc.tokens)} tokens", f"{supervised} with loss"]
+    if m.images:
+        parts.append(f"{m.images} image{'s' if m.images != 1 else ''}")
+    if m.truncated_from is not None:
+        parts.append(f"truncated from {m.truncated_from} tokens")
+    return Text("── " + " · ".join(parts) + " ──", style="bold")
+
+
+class TerminalView:
+    def __init__(self, folder: OutputFolder, console: Console, opts: TerminalOptions) -> None:
+        self.folder, self.console, self.opts = folder, console, opts
+        self.tags = plain(console)
+        self.decoder = Decoder(folder.load_tokenizer(opts.tokenizer))
+        self.weights = folder.weights(opts.mode)
+        self.table = weight_table(self.weights) if opts.mode else None
+        self.image_tokens = int(folder.config.get("image_tokens", 1))
+
+    def document(self, doc: PackedDocument) -> None:
+        w = weigh(doc.classes, self.table) if self.table is not None else None
+        spans = document_spans(doc, self.decoder, image_token_id=self.folder.image_token_id, weights=w)
+        supervised = int(np.count_nonzero(doc.weights if w is None else w))
+        self.console.print(_doc_header(doc, supervised), soft_wrap=True)
+        text = Text()
+        for s in spans:
+            text.append_text(span_text(s, image_tokens=self.image_tokens, tags=self.tags))
+        # soft_wrap: no hard line breaks inside the decoded text (copy-paste and tests see it whole)
+        self.console.print(text, soft_wrap=True)
+
+    def sequence(self, seq: PackedSequence) -> None:
+        n, images = len(seq.tokens), len(seq.images)
+        expanded = n + images * (self.image_tokens - 1)
+        self.console.print(Text(f"═══ {seq.shard}/{seq.key} · {len(seq.metas)} documents · {n} tokens"
+                                f" ({expanded} with images expanded, seq_len {self.folder.config.get('seq_len')}) ═══",
+                                style="bold reverse" if not self.tags else ""), soft_wrap=True)
+        for doc in seq.documents(self.folder.image_token_id):
+            self.document(doc)
+
+    def header(self) -> None:
+        cfg = self.folder.config
+        mode = self.opts.mode or cfg.get("mode", "?")
+        label = mode if self.opts.mode else f"{mode}, as compiled"
+        self.console.print(Text(f"litdata inspect {self.folder.path} · template {cfg.get('template')} · "
+                                f"seq_len {cfg.get('seq_len')} · {cfg.get('image_tokens')} tokens per image",
+                                style="bold"), soft_wrap=True)
+        self.console.print(legend(self.weights, label, tags=self.tags), soft_wrap=True)
+
+    def run(self) -> int:
+        self.header()
+        if self.opts.document is not None:
+            doc = self.folder.find_document(self.opts.document, self.opts.shard)
+            if doc is None:
+                where = self.opts.shard or f"{len(self.folder.shard_names)} shard(s)"
+                self.console.print(f"no document with id {self.opts.document!r} in {where}")
+                return 1
+            self.console.print(Text(f"═══ {doc.shard}/{doc.key} ═══", style="bold"))
+            self.document(doc)
+            return 0
+        for i, seq in enumerate(self.folder.sequences(self.opts.shard)):
+            if i >= self.opts.sequences:
+                break
+            self.sequence(seq)
+        return 0
+
+
+def show(folder: OutputFolder, opts: TerminalOptions, console: Console | None = None) -> int:
+    console = console or Console(highlight=False)
+    return TerminalView(folder, console, opts).run()
+

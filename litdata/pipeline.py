@@ -1,0 +1,215 @@
+"""`litdata compile`: read -> mine -> (render -> classify -> tokenize -> weigh, in workers) -> pack -> write.
+
+Two streaming passes over the sources: the first mines task templates (corpus-wide counts), the second encodes.
+Work in flight is bounded (a few batches per worker, one packing window), so memory does not grow with the input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import multiprocessing as mp
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tqdm import tqdm
+
+from litdata.classes import TokenClass, class_weights
+from litdata.encode import AuditHit, EncodeSpec, Encoder
+from litdata.output import OutputDir
+from litdata.pack import BestFitPacker, PackSettings
+from litdata.records import Conversation, Document, Reject
+from litdata.stats import CompileStats
+from litdata.write.shards import ShardWriter
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompileConfig:
+    sources: tuple[str, ...]
+    out: Path
+    tokenizer: str
+    image_root: str | None = None
+    template: str = "vicuna_v1"
+    seq_len: int = 2048
+    image_tokens: int = 576
+    mode: str = "lit"
+    weight_overrides: dict = field(default_factory=dict)  # TokenClass -> float
+    overflow: str = "drop"
+    workers: int = 1
+    seed: int = 0
+    overwrite: bool = False
+    max_shard_bytes: int = 256 * 2**20
+    max_shard_sequences: int = 10_000
+    max_pixels: int = 40_000_000
+    read_limits: object | None = None  # litdata.read.ReadLimits
+    mining: object | None = None  # litdata.classify MiningSettings
+    harmful: object | None = None  # litdata.classify HarmfulSettings
+    batch_size: int = 256
+    pack_window: int = 8192
+    progress: bool = True
+
+    @property
+    def weights(self) -> dict[TokenClass, float]:
+        return class_weights(self.mode, self.weight_overrides)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompileResult:
+    manifest: dict
+    stats: CompileStats
+    templates: object | None  # TemplateTable
+
+
+_WORKER: Encoder | None = None
+
+
+def _init_worker(spec: EncodeSpec) -> None:
+    global _WORKER
+    _WORKER = Encoder(spec)
+
+
+def _encode_in_worker(batch: list) -> tuple[list, list]:
+    assert _WORKER is not None
+    return _WORKER.encode_batch(batch)
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> Iterator[tuple[list, list]]:
+    """Encoded batches in input order; at most 2 batches per worker in flight (Pool.imap would read ahead
+    without bound)."""
+    if cfg.workers <= 1:
+        enc = Encoder(spec)
+        for b in batches:
+            yield enc.encode_batch(b)
+        return
+    ctx = mp.get_context("spawn")  # fork after tokenizers/spaCy threads have started is unsafe
+    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(spec,)) as pool:
+        pending: deque = deque()
+        for b in batches:
+            pending.append(pool.apply_async(_encode_in_worker, (b,)))
+            if len(pending) >= 2 * cfg.workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def _sha256(path: str) -> tuple[str, int]:
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def compile_dataset(cfg: CompileConfig) -> CompileResult:
+    from litdata.classify.mining import mine_templates
+    from litdata.read import ReadLimits, read_sources
+    from litdata.tokens import load_tokenizer
+
+    limits = cfg.read_limits or ReadLimits()
+    _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
+    out = OutputDir(cfg.out)
+    out.prepare(run_key=_run_key(cfg), overwrite=cfg.overwrite)
+    inputs = [dict(zip(("path", "sha256", "bytes"), (s, *_sha256(s)))) for s in cfg.sources]
+
+    def conversations() -> Iterator[Conversation]:
+        return (c for c in read_sources(cfg.sources, limits) if isinstance(c, Conversation))
+
+    table = mine_templates(conversations(), cfg.mining, progress=cfg.progress)
+    spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
+                      image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
+                      max_pixels=cfg.max_pixels, template_shapes=table.template_shapes(), harmful=cfg.harmful)
+    stats = CompileStats(seq_len=cfg.seq_len)
+    packer = BestFitPacker(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
+                                        window=cfg.pack_window, seed=cfg.seed))
+    writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences)
+    bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress, total=None)
+    try:
+        with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
+
+            def counted(batches: Iterator[tuple[list, list]]) -> Iterator[Document | Reject]:
+                for items, hits in batches:
+                    bar.update(len(items))
+                    stats.harmful_hits += len(hits)
+                    for h in hits:
+                        audit.write(h.to_json())
+                    for item in items:
+                        if isinstance(item, Reject):
+                            stats.add_reject(item)
+                        else:
+                            stats.add_document(item)
+                        yield item
+
+            stream = _encoded(cfg, spec, _batches(read_sources(cfg.sources, limits), cfg.batch_size))
+            for item in packer.run(counted(stream)):
+                if isinstance(item, Reject):
+                    rejects.write(item.to_json())
+                else:
+                    writer.write(item)
+                    stats.add_sequence(item)
+            shards = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    if stats.records_read != stats.documents + sum(stats.rejects.values()):
+        raise AssertionError("record accounting is off: records read != documents written + rejected")
+    templates_sha = out.write_templates(table)
+    out.write_nv_meta(shards)
+    manifest = _manifest(cfg, tokinfo, inputs, stats, table, templates_sha, shards)
+    out.write_manifest(manifest)
+    return CompileResult(manifest=manifest, stats=stats, templates=table)
+
+
+def _run_key(cfg: CompileConfig) -> str:
+    """What makes two runs the same job: everything that changes the output bytes."""
+    keep = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite", "workers", "progress")}
+    return hashlib.sha256(repr(sorted((k, repr(v)) for k, v in keep.items())).encode()).hexdigest()
+
+
+def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, templates_sha, shards) -> dict:
+    from litdata import FORMAT_NAME, FORMAT_VERSION, __version__
+
+    return {
+        "format": {"name": FORMAT_NAME, "version": FORMAT_VERSION},
+        "tool": {"name": "litdata", "version": __version__},
+        "config": {
+            "tokenizer": {"path": cfg.tokenizer, **tokinfo.to_json()},
+            "pad_id": tokinfo.pad_id,
+            "image_token_id": tokinfo.image_token_id,
+            "template": cfg.template,
+            "seq_len": cfg.seq_len,
+            "image_tokens": cfg.image_tokens,
+            "mode": cfg.mode,
+            "weights": {c.label: w for c, w in sorted(cfg.weights.items())},
+            "overflow": cfg.overflow,
+            "image_root": cfg.image_root,
+            "max_pixels": cfg.max_pixels,
+            "seed": cfg.seed,
+            "pack_window": cfg.pack_window,
+            "max_shard_bytes": cfg.max_shard_bytes,
+            "max_shard_sequences": cfg.max_shard_sequences,
+            "read_limits": dataclasses.asdict(cfg.read_limits) if cfg.read_limits is not None else None,
+            "template_mining": {**table.settings_dict(), "table_sha256": table.sha256()},
+            "harmful": cfg.harmful.to_dict() if cfg.harmful is not None else None,
+        },
+        "inputs": inputs,
+        "counts": stats.counts_json(),
+        "tokens": stats.tokens_json(),
+        "packing": {"seq_len": cfg.seq_len, "sequences": stats.sequences,
+                    "efficiency": round(stats.packing_efficiency, 6)},
+        "templates": {"file": "templates.parquet", "sha256": templates_sha,
+                      "count": len(table.template_shapes())},
+        "shards": [s.to_json() for s in shards],
+    }
+

@@ -1,0 +1,94 @@
+"""Resolve and verify one image (run in worker processes): a safe path under --image-root, or embedded bytes.
+
+The image is decoded fully so that a corrupt file is rejected here instead of failing training later, but its
+bytes are not kept for files: the shard writer copies the file unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from pathlib import Path, PureWindowsPath
+from typing import BinaryIO, NamedTuple
+
+from PIL import Image
+
+from litdata.records import ImageRef, RejectReason
+from litdata.records.document import ImageBlob
+
+_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+_SEPARATORS = re.compile(r"[\\/]")
+
+Problem = tuple[RejectReason, str]
+
+
+class _Decoded(NamedTuple):
+    ext: str
+    width: int
+    height: int
+
+
+def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int) -> ImageBlob | Problem:
+    if ref.data is not None:
+        decoded = _decode(io.BytesIO(ref.data), f"embedded image {ref.path or ''}".rstrip(), max_pixels)
+        if not isinstance(decoded, _Decoded):
+            return decoded
+        return ImageBlob(ext=decoded.ext, data=ref.data, width=decoded.width, height=decoded.height)
+    if ref.path is None:
+        return RejectReason.IMAGE_MISSING, "the image has neither a path nor embedded bytes"
+    if image_root is None:
+        return (
+            RejectReason.IMAGE_MISSING,
+            f"image {ref.path!r} is a path relative to the image root, and no --image-root was given",
+        )
+    real = safe_image_path(ref.path, image_root)
+    if not isinstance(real, str):
+        return real
+    decoded = _decode(real, f"image {ref.path!r}", max_pixels)
+    if not isinstance(decoded, _Decoded):
+        return decoded
+    return ImageBlob(ext=decoded.ext, path=real, width=decoded.width, height=decoded.height)
+
+
+def safe_image_path(rel: str, image_root: Path) -> str | Problem:
+    """The real path of `rel` under `image_root`, refusing anything that could read outside it."""
+    unsafe = RejectReason.IMAGE_UNSAFE_PATH
+    if "\x00" in rel:
+        return unsafe, f"image path {rel!r} contains a NUL byte"
+    if rel.startswith(("/", "\\")) or os.path.isabs(rel) or PureWindowsPath(rel).drive:
+        return unsafe, f"image path {rel!r} is absolute; image paths must be relative to --image-root"
+    if ".." in _SEPARATORS.split(rel):
+        return unsafe, f"image path {rel!r} contains a '..' component"
+    root = os.path.realpath(image_root)
+    real = os.path.realpath(os.path.join(root, rel))
+    if os.path.commonpath([root, real]) != root:
+        return unsafe, f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}"
+    if not os.path.exists(real):
+        return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {image_root}"
+    if not os.path.isfile(real):
+        return RejectReason.IMAGE_MISSING, f"image {rel!r} under the image root {image_root} is not a regular file"
+    return real
+
+
+def _decode(source: str | BinaryIO, name: str, max_pixels: int) -> _Decoded | Problem:
+    try:
+        with warnings.catch_warnings():
+            # Our own limit decides; Pillow's warning threshold is a process-wide default.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as im:
+                width, height = im.size
+                if width * height > max_pixels:  # checked from the header, before any pixel is decoded
+                    return (
+                        RejectReason.IMAGE_TOO_LARGE,
+                        f"{name} is {width}x{height} = {width * height} pixels, more than max_pixels={max_pixels}",
+                    )
+                im.load()
+                fmt = im.format or "unknown"
+    except Image.DecompressionBombError as e:
+        return RejectReason.IMAGE_TOO_LARGE, f"{name}: {e}"
+    # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, struct.error, ...).
+    except Exception as e:  # noqa: BLE001
+        return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: {type(e).__name__}: {e}"
+    return _Decoded(ext=_EXT.get(fmt, fmt.lower()), width=width, height=height)

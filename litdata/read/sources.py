@@ -1,0 +1,106 @@
+"""Stream every record of every input file as a Conversation or a Reject, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from litdata.read.jsonarray import iter_json_array
+from litdata.read.jsonl import iter_jsonl
+from litdata.read.limits import ReadLimits
+from litdata.read.normalize import normalize_record
+from litdata.read.parquet import ParquetOpenError, iter_parquet, open_parquet
+from litdata.read.problem import RecordError
+from litdata.records import Conversation, Provenance, Reject
+
+DEFAULT_LIMITS = ReadLimits()
+FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+class SourceError(Exception):
+    """An input file that cannot be read at all: missing, unreadable, or not a supported format."""
+
+
+def read_sources(paths: Sequence[str | Path], limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Conversation | Reject]:
+    """Every record of every source, in order: exactly one Conversation or Reject per record.
+
+    Every path is checked before the first record is read, so a mistyped third input fails at once
+    rather than after the first two have been read.
+    """
+    formats = [(path, source_format(path)) for path in paths]
+    return _stream(formats, limits)
+
+
+def read_source(path: str | Path, limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Conversation | Reject]:
+    return read_sources([path], limits)
+
+
+def source_format(path: str | Path) -> str:
+    """'json' (an array), 'jsonl' or 'parquet'; SourceError when the file cannot be read as any of them."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"{path}: no such file")
+    if not p.is_file():
+        raise SourceError(f"{path}: not a regular file")
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise SourceError(f"{path}: unknown format {p.suffix!r} (supported: {', '.join(FORMATS)})")
+    if fmt != "json":
+        return fmt
+    first = _first_char(path)
+    if first == "[":
+        return "json"
+    if first == "{":  # JSON Lines saved as .json
+        return "jsonl"
+    if first == "":
+        raise SourceError(f"{path}: the file is empty; expected a JSON array of records")
+    raise SourceError(f"{path}: expected a JSON array ('[') or JSON lines ('{{'), found {first!r} first")
+
+
+def _first_char(path: str | Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3)
+            if head != b"\xef\xbb\xbf":  # a UTF-8 byte order mark is not content
+                f.seek(0)
+            while block := f.read(1 << 16):
+                stripped = block.lstrip(b" \t\r\n")
+                if stripped:
+                    return chr(stripped[0])
+    except OSError as e:
+        raise SourceError(f"{path}: cannot be read: {e}") from None
+    return ""
+
+
+def _stream(formats: list[tuple[str | Path, str]], limits: ReadLimits) -> Iterator[Conversation | Reject]:
+    for path, fmt in formats:
+        source = str(path)
+        try:
+            for index, value in _records(path, fmt, limits):
+                yield _item(value, source, index, limits)
+        except OSError as e:
+            raise SourceError(f"{source}: reading failed: {e}") from None
+
+
+def _records(path: str | Path, fmt: str, limits: ReadLimits) -> Iterator[tuple[int, Any]]:
+    if fmt == "parquet":
+        try:
+            pf = open_parquet(Path(path))
+        except ParquetOpenError as e:
+            raise SourceError(f"{path}: {e}") from None
+        yield from iter_parquet(pf)
+        return
+    with open(path, "rb") as f:
+        if fmt == "jsonl":
+            yield from iter_jsonl(f, max_record_bytes=limits.max_record_bytes)
+        else:
+            yield from iter_json_array(f, max_record_bytes=limits.max_record_bytes)
+
+
+def _item(value: Any, source: str, index: int, limits: ReadLimits) -> Conversation | Reject:
+    if isinstance(value, RecordError):
+        return Reject(
+            provenance=Provenance(source=source, index=index, id=None), reason=value.reason, message=value.message
+        )
+    return normalize_record(value, source=source, index=index, limits=limits)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from litdata.classes import TokenClass
+from litdata.records import Conversation, Role
+from litdata.records.conversation import IMAGE_PLACEHOLDER
+
+_IMAGE_RE = re.compile(re.escape(IMAGE_PLACEHOLDER))
+
+
+class TemplateError(ValueError):
+    """The template cannot render this record (the pipeline turns it into a `template_error` reject)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rendered:
+    text: str
+    char_classes: np.ndarray  # uint8 [len(text)]: the class of every character
+
+
+# A label inside a turn's text: (start, end, class), offsets relative to the turn text.
+TurnLabel = tuple[int, int, TokenClass]
+
+
+class SpanBuilder:
+    """Appends text pieces and remembers which class each character belongs to.
+
+    Turn bodies get their default class (system / instruction / response), then the labeler's sub-spans
+    (task templates, harmful) and the image placeholders are painted over them: image wins over everything,
+    so a placeholder is never supervised whatever a labeler says.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._spans: list[tuple[int, int, int]] = []
+        self._len = 0
+
+    def add(self, text: str, cls: TokenClass = TokenClass.MARKUP) -> None:
+        if not text:
+            return
+        if cls is not TokenClass.MARKUP:
+            self._spans.append((self._len, self._len + len(text), int(cls)))
+        self._parts.append(text)
+        self._len += len(text)
+
+    def add_turn(self, text: str, cls: TokenClass, labels: Sequence[TurnLabel] = ()) -> None:
+        start = self._len
+        self.add(text, cls)
+        for s, e, c in labels:
+            self._spans.append((start + s, start + e, int(c)))
+        for m in _IMAGE_RE.finditer(text):
+            self._spans.append((start + m.start(), start + m.end(), int(TokenClass.IMAGE)))
+
+    def build(self) -> Rendered:
+        text = "".join(self._parts)
+        classes = np.zeros(len(text), dtype=np.uint8)
+        for s, e, c in self._spans:  # later spans overwrite earlier ones: turn < labels < images
+            classes[s:e] = c
+        return Rendered(text=text, char_classes=classes)
+
+
+def body_class(role: Role) -> TokenClass:
+    return {Role.SYSTEM: TokenClass.SYSTEM, Role.USER: TokenClass.INSTRUCTION, Role.ASSISTANT: TokenClass.RESPONSE}[role]
+
+
+class ChatTemplate(Protocol):
+    name: str
+
+    def render(self, conv: Conversation, labels: Sequence[Sequence[TurnLabel]]) -> Rendered:
+        """Render `conv`; `labels[i]` are the labeler's sub-spans of turn i (relative to its text)."""
+        ...

@@ -1,0 +1,77 @@
+"""Counters of a compile: every record ends up counted exactly once, as a document or as a reject."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from litdata.classes import TokenClass, class_weights, weight_table
+from litdata.pack import PackedSequence
+from litdata.records import Document, Reject
+from litdata.weigh import supervised_count
+
+_VIT = weight_table(class_weights("vit"))
+_LIT = weight_table(class_weights("lit"))
+
+
+@dataclass
+class CompileStats:
+    seq_len: int
+    records_read: int = 0
+    documents: int = 0
+    truncated: int = 0
+    images: int = 0
+    sequences: int = 0
+    expanded_tokens: int = 0
+    rejects: Counter = field(default_factory=Counter)
+    tokens_by_class: np.ndarray = field(default_factory=lambda: np.zeros(len(TokenClass), dtype=np.int64))
+    supervised_vit: int = 0
+    supervised_lit: int = 0
+    weight_sum: float = 0.0
+    harmful_hits: int = 0
+
+    def add_reject(self, r: Reject) -> None:
+        self.records_read += 1
+        self.rejects[r.reason.value] += 1
+
+    def add_document(self, d: Document) -> None:
+        self.records_read += 1
+        self.documents += 1
+        self.truncated += d.truncated_from is not None
+        self.images += len(d.images)
+        self.tokens_by_class += np.bincount(d.classes, minlength=len(TokenClass))[: len(TokenClass)]
+        self.supervised_vit += supervised_count(d.classes, _VIT)
+        self.supervised_lit += supervised_count(d.classes, _LIT)
+        self.weight_sum += float(d.weights.sum(dtype=np.float64))
+
+    def add_sequence(self, s: PackedSequence) -> None:
+        self.sequences += 1
+        self.expanded_tokens += s.length
+
+    @property
+    def packing_efficiency(self) -> float:
+        return self.expanded_tokens / (self.sequences * self.seq_len) if self.sequences else 0.0
+
+    def counts_json(self) -> dict:
+        return {
+            "records_read": self.records_read,
+            "documents_written": self.documents,
+            "rejected": sum(self.rejects.values()),
+            "rejected_by_reason": dict(sorted(self.rejects.items())),
+            "truncated": self.truncated,
+            "images": self.images,
+            "sequences": self.sequences,
+            "harmful_spans": self.harmful_hits,
+        }
+
+    def tokens_json(self) -> dict:
+        return {
+            "by_class": {c.label: int(self.tokens_by_class[c]) for c in TokenClass},
+            "total": int(self.tokens_by_class.sum()),
+            "expanded_total": self.expanded_tokens,
+            "supervised_vit": self.supervised_vit,
+            "supervised_lit": self.supervised_lit,
+            "weight_sum": round(self.weight_sum, 6),
+        }

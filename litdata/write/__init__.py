@@ -1,0 +1,1 @@
+"""Writing the output folder: shards, manifest, rejects, and Energon's .nv-meta."""

@@ -1,0 +1,153 @@
+"""resolve_image: safe paths under the image root, and images that really decode."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from litdata.read import resolve_image
+from litdata.records import ImageRef, RejectReason
+from litdata.records.document import ImageBlob
+
+MAX = 10_000_000
+
+
+def save(path: Path, size=(8, 6), fmt="PNG") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (10, 120, 200)).save(path, format=fmt)
+    return path
+
+
+def encoded(size=(8, 6), fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 200)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A valid PNG signature and IHDR that claim a huge size, with no pixel data behind them."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    r = tmp_path / "images"
+    save(r / "coco" / "a.png")
+    save(r / "coco" / "b.jpg", size=(20, 10), fmt="JPEG")
+    return r
+
+
+def resolve(path: str, root: Path | None, max_pixels: int = MAX):
+    return resolve_image(ImageRef(path=path), image_root=root, max_pixels=max_pixels)
+
+
+def test_good_png_and_jpeg_resolve_to_their_real_paths(root):
+    png, jpg = resolve("coco/a.png", root), resolve("coco/b.jpg", root)
+    assert png == ImageBlob(ext="png", path=os.path.realpath(root / "coco/a.png"), width=8, height=6)
+    assert jpg == ImageBlob(ext="jpg", path=os.path.realpath(root / "coco/b.jpg"), width=20, height=10)
+    assert png.data is None and png.read() == (root / "coco/a.png").read_bytes()
+
+
+def test_extension_comes_from_the_decoded_format_not_the_name(root):
+    save(root / "mislabelled.jpg", fmt="PNG")
+    save(root / "pic.webp", fmt="WEBP")
+    assert resolve("mislabelled.jpg", root).ext == "png"
+    assert resolve("pic.webp", root).ext == "webp"
+
+
+def test_symlink_inside_the_root_is_followed(root):
+    (root / "alias.png").symlink_to(root / "coco" / "a.png")
+    assert resolve("alias.png", root).path == os.path.realpath(root / "coco/a.png")
+
+
+@pytest.mark.parametrize(
+    "path, why",
+    [
+        ("../outside.png", "contains a '..' component"),
+        ("coco/../../outside.png", "contains a '..' component"),
+        ("coco\\..\\..\\outside.png", "contains a '..' component"),
+        ("/etc/passwd", "is absolute"),
+        ("\\\\server\\share\\x.png", "is absolute"),
+        ("C:\\images\\x.png", "is absolute"),
+        ("coco/a.png\x00.txt", "NUL byte"),
+    ],
+)
+def test_paths_that_could_leave_the_root_are_unsafe(root, path, why):
+    save(root.parent / "outside.png")
+    reason, message = resolve(path, root)
+    assert reason is RejectReason.IMAGE_UNSAFE_PATH and why in message
+
+
+def test_symlink_escaping_the_root_is_unsafe(root):
+    secret = save(root.parent / "secret" / "s.png")
+    (root / "coco" / "escape.png").symlink_to(secret)
+    (root / "dirlink").symlink_to(secret.parent, target_is_directory=True)
+    for path in ("coco/escape.png", "dirlink/s.png"):
+        reason, message = resolve(path, root)
+        assert reason is RejectReason.IMAGE_UNSAFE_PATH and "outside the image root" in message
+
+
+def test_missing_file_and_directory_are_missing(root):
+    reason, message = resolve("coco/nope.png", root)
+    assert reason is RejectReason.IMAGE_MISSING and "'coco/nope.png' not found" in message
+    reason, message = resolve("coco", root)
+    assert reason is RejectReason.IMAGE_MISSING and "not a regular file" in message
+
+
+def test_path_without_image_root_asks_for_it():
+    reason, message = resolve("coco/a.png", None)
+    assert reason is RejectReason.IMAGE_MISSING and "--image-root" in message
+
+
+def test_garbage_and_truncated_files_are_undecodable(root):
+    (root / "garbage.png").write_bytes(b"this is not an image at all" * 10)
+    reason, message = resolve("garbage.png", root)
+    assert reason is RejectReason.IMAGE_UNDECODABLE and "cannot be decoded" in message
+    whole = encoded(size=(64, 64), fmt="JPEG")
+    (root / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    reason, message = resolve("cut.jpg", root)
+    assert reason is RejectReason.IMAGE_UNDECODABLE and "truncated" in message.lower()
+
+
+def test_pixel_limit_is_checked_from_the_header_before_decoding(root):
+    (root / "bomb.png").write_bytes(png_header_claiming(10_000, 5_000))
+    reason, message = resolve("bomb.png", root)
+    assert reason is RejectReason.IMAGE_TOO_LARGE
+    assert "10000x5000 = 50000000 pixels, more than max_pixels=10000000" in message
+    # Far beyond Pillow's own bomb limit: Pillow refuses it while reading the header.
+    (root / "huge.png").write_bytes(png_header_claiming(100_000, 100_000))
+    reason, message = resolve("huge.png", root, max_pixels=10**11)
+    assert reason is RejectReason.IMAGE_TOO_LARGE and "10000000000 pixels" in message
+
+
+def test_real_image_over_the_pixel_limit(root):
+    save(root / "big.png", size=(2000, 2000))
+    reason, message = resolve("big.png", root, max_pixels=1_000_000)
+    assert reason is RejectReason.IMAGE_TOO_LARGE and "2000x2000" in message
+    assert isinstance(resolve("big.png", root, max_pixels=4_000_000), ImageBlob)
+
+
+def test_embedded_bytes_decode_without_a_root():
+    data = encoded(size=(5, 7), fmt="JPEG")
+    blob = resolve_image(ImageRef(path="photo.jpg", data=data), image_root=None, max_pixels=MAX)
+    assert blob == ImageBlob(ext="jpg", data=data, width=5, height=7)
+    reason, message = resolve_image(ImageRef(path="x.png", data=b"\x89PNG garbage"), image_root=None, max_pixels=MAX)
+    assert reason is RejectReason.IMAGE_UNDECODABLE and "embedded image x.png" in message
+    reason, _ = resolve_image(ImageRef(data=png_header_claiming(5000, 5000)), image_root=None, max_pixels=MAX)
+    assert reason is RejectReason.IMAGE_TOO_LARGE
+
+
+def test_ref_with_neither_path_nor_bytes(root):
+    reason, _ = resolve_image(ImageRef(), image_root=root, max_pixels=MAX)
+    assert reason is RejectReason.IMAGE_MISSING
