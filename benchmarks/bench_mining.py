@@ -125,6 +125,9 @@ def run(n: int, workdir: Path, seed: int) -> dict:
         "rss_before_mining_mb": round(rss_before, 1),
         "distinct_shapes_listed": len(table.frame),
         "template_shapes": mined["shape"].to_list(),
+        # The margin of the rule: the rarest template against the most frequent non-template.
+        "min_template_frac": mined["record_frac"].min(),
+        "max_other_frac": table.frame.filter(table.frame["decision"] != TEMPLATE)["record_frac"].max(),
         "shapes": {
             "mined": len(mined),
             "right": len(right),
@@ -147,6 +150,10 @@ def print_table(r: dict) -> None:
         (
             "peak RSS (process, after mining)",
             f"{r['peak_rss_mb']:.0f} MB (before mining: {r['rss_before_mining_mb']:.0f} MB)",
+        ),
+        (
+            "record frac: rarest template",
+            f"{r['min_template_frac']:.4f} (most frequent other: {r['max_other_frac']:.4f})",
         ),
         ("shapes: precision", f"{s['precision']:.3f} ({s['right']}/{s['mined']} mined template shapes right)"),
         ("shapes: recall", f"{s['recall']:.3f} ({s['found']}/{s['planted']} planted templates found)"),

@@ -112,7 +112,7 @@ class Encoder:
             got = resolve_image(ref, image_root=self.image_root, max_pixels=self.spec.max_pixels)
             if not isinstance(got, ImageBlob):
                 reason, message = got
-                return Reject(provenance=conv.provenance, reason=reason, message=f"image {n} ({ref.path}): {message}")
+                return Reject(provenance=conv.provenance, reason=reason, message=f"image {n}: {message}")
             blobs.append(got)
         return tuple(blobs)
 

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import compile_cli
+from conftest import compile_cli, read_samples
 from litdata.demo import DEMO_GROUND_TRUTH, DEMO_IMAGE_ROOT, DEMO_SOURCES, DEMO_TOKENIZER_DIR
 from litdata.verify import verify
 
@@ -110,11 +110,8 @@ def test_weight_override_scales_instruction_tokens(tmp_path):
     out = tmp_path / "w"
     assert compile_cli("demo", "--out", out, "--weight", "instruction=0.5", "--no-progress") == 0
     assert manifest(out)["config"]["weights"]["instruction"] == 0.5
-    import tarfile, io  # noqa: E401
-
-    with tarfile.open(out / manifest(out)["shards"][0]["name"]) as tar:
-        arrays = {m.name.split(".", 1)[1]: np.load(io.BytesIO(tar.extractfile(m).read()))
-                  for m in tar.getmembers()[:6] if m.name.endswith(".npy")}
-    w, c = arrays["weights.npy"], arrays["classes.npy"]
+    samples = read_samples(out / manifest(out)["shards"][0]["name"])
+    w = np.concatenate([s["weights.npy"] for s in samples])
+    c = np.concatenate([s["classes.npy"] for s in samples])
     assert set(np.unique(w[c == 4])) <= {0.0, 0.5} and (w[c == 4] == 0.5).any()
     assert set(np.unique(w[c == 5])) <= {0.0, 1.0}

@@ -219,3 +219,18 @@ def test_a_wrong_sequence_count_is_refused(out_dir: Path) -> None:
     _write_shards(out_dir, [2])
     with pytest.raises(ValueError, match="holds 2 samples, the writer reported 3"):
         write_nv_meta(out_dir, [ShardEntry(name="shard-000000.tar", sequences=3)])
+
+
+def test_energon_reads_the_compiled_demo_with_the_same_arrays(demo_out: Path) -> None:
+    from conftest import read_samples
+
+    written = {s["__key__"]: s for shard in sorted(demo_out.glob("shard-*.tar")) for s in read_samples(shard)}
+    loaded = _load_all(demo_out, cook_packed)
+    assert sorted(s.__key__ for s in loaded) == sorted(written)
+    for sample in loaded:
+        for member in ("tokens.npy", "weights.npy", "classes.npy", "cu_seqlens.npy"):
+            got = np.load(io.BytesIO(sample.members[member]), allow_pickle=False)
+            want = written[sample.__key__][member]
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+        images = sorted(k for k in written[sample.__key__] if k.startswith("img"))
+        assert [sample.members[k] for k in images] == [written[sample.__key__][k] for k in images]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-
 import pickle
 
 from litdata.classes import TokenClass

@@ -15,6 +15,7 @@ h1{font-size:22px;margin:8px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bo
 .fig b{display:block;font-size:20px}.fig span{color:#666;font-size:12px}
 table{border-collapse:collapse;background:#fff;margin:6px 0;font-size:13px}
 th,td{border:1px solid #dee2e6;padding:3px 7px;vertical-align:top}th{background:#f1f3f5;text-align:left}
+.scroll{overflow-x:auto}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .legend span.sw{display:inline-block;padding:1px 8px;margin:2px 6px 2px 0;border-radius:3px;cursor:pointer}
 .controls{position:sticky;top:0;background:#fafafa;padding:6px 0;z-index:1;border-bottom:1px solid #dee2e6}

@@ -42,10 +42,14 @@ def esc(x: object) -> str:
 
 
 def _num(n: float) -> str:
-    return f"{n:,}" if isinstance(n, (int, np.integer)) else f"{n:,.4g}"
+    if isinstance(n, (int, np.integer)) or float(n).is_integer():
+        return f"{int(n):,}"
+    return f"{n:,.2f}"
 
 
-def _table(head: list[str], rows: list[list[object]], numeric: set[int] = frozenset(), raw: set[int] = frozenset()) -> str:
+def _table(head: list[str], rows: list[list[object]], numeric: set[int] = frozenset(),
+           raw: set[int] = frozenset()) -> str:
+    """`raw` columns hold HTML built here (already escaped); every other cell is escaped."""
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
     body = []
     for r in rows:
@@ -54,7 +58,7 @@ def _table(head: list[str], rows: list[list[object]], numeric: set[int] = frozen
             text = v if i in raw else esc(_num(v) if isinstance(v, (int, float, np.number)) else v)
             cells.append(f'<td class="n">{text}</td>' if i in numeric else f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _bar(counts: list[int], width: int = 220, height: int = 14) -> str:
@@ -109,7 +113,8 @@ def sources_section(by_source) -> str:
     rows = []
     for r in by_source.iter_rows(named=True):
         counts = [int(r[col]) for col in CLASS_COLUMNS]
-        rows.append([r["file"], r["documents"], r["images"], *counts, r["tokens"], r["supervised_vit"],
+        name = f'<span title="{esc(r["file"])}">{esc(Path(r["file"]).name)}</span>'
+        rows.append([name, r["documents"], r["images"], *counts, r["tokens"], r["supervised_vit"],
                      r["supervised_lit"], _bar(counts)])
     totals = by_source.select(CLASS_COLUMNS + ["documents", "images", "tokens", "supervised_vit",
                                                "supervised_lit"]).sum().row(0, named=True)
@@ -118,7 +123,7 @@ def sources_section(by_source) -> str:
                  totals["supervised_vit"], totals["supervised_lit"], _bar(counts)])
     n = len(head)
     return ('<section id="sources"><h2>Tokens by class, per source file</h2>'
-            + _table(head, rows, numeric=set(range(1, n - 1)), raw={n - 1}) + "</section>")
+            + _table(head, rows, numeric=set(range(1, n - 1)), raw={0, n - 1}) + "</section>")
 
 
 def modes_section(folder: OutputFolder) -> str:
@@ -158,7 +163,8 @@ def _rows_section(sid: str, title: str, rows: list[dict], total: int, empty: str
     if not rows:
         return f'<section id="{sid}"><h2>{esc(title)}</h2><p>{esc(empty)}</p></section>'
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[r.get(k, "") if not isinstance(r.get(k), (dict, list)) else str(r.get(k)) for k in keys] for r in rows]
+    cells = [["" if r.get(k) is None else r[k] if isinstance(r[k], (str, int, float)) else str(r[k]) for k in keys]
+             for r in rows]
     return (f'<section id="{sid}"><h2>{esc(title)}</h2><p class="meta">first {len(rows)} of {total:,}</p>'
             + _table(keys, cells) + "</section>")
 

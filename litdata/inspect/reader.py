@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class DocumentMeta:
     truncated_from: int | None = None
 
     @classmethod
-    def from_json(cls, d: dict) -> "DocumentMeta":
+    def from_json(cls, d: dict) -> DocumentMeta:
         return cls(id=str(d.get("id", "")), file=str(d.get("file", "")), index=int(d.get("index", -1)),
                    tokens=int(d.get("tokens", 0)), images=int(d.get("images", 0)),
                    truncated_from=d.get("truncated_from"))
@@ -55,7 +56,7 @@ class Members:
             return np.load(io.BytesIO(self.read(f"{name}.npy")), allow_pickle=False)
         except InspectError:
             raise
-        except Exception as e:
+        except (ValueError, OSError, EOFError) as e:
             raise InspectError(f"{self.shard}: {self.key}.{name}.npy is not a loadable npy array ({e})") from None
 
     def documents(self) -> tuple[DocumentMeta, ...]:
@@ -97,7 +98,7 @@ class PackedSequence:
     images: tuple[tuple[str, bytes], ...]
 
     @classmethod
-    def load(cls, m: Members) -> "PackedSequence":
+    def load(cls, m: Members) -> PackedSequence:
         seq = cls(shard=m.shard, key=m.key, tokens=m.array("tokens"), weights=m.array("weights"),
                   classes=m.array("classes"), cu_seqlens=m.array("cu_seqlens"), metas=m.documents(),
                   images=m.images())
@@ -141,7 +142,7 @@ class OutputFolder:
         self.path, self.manifest = Path(path), manifest
 
     @classmethod
-    def open(cls, path: str | Path) -> "OutputFolder":
+    def open(cls, path: str | Path) -> OutputFolder:
         p = Path(path)
         if not p.is_dir():
             raise InspectError(f"{p}: no such folder")
@@ -177,7 +178,8 @@ class OutputFolder:
         for name in names:
             path = self.path / name
             try:
-                tar = tarfile.open(path, "r:")
+                # closed by the `with` below; the try covers the open only
+                tar = tarfile.open(path, "r:")  # noqa: SIM115
             except (OSError, tarfile.TarError) as e:
                 raise InspectError(f"{path}: cannot open the shard ({e})") from None
             with tar:

@@ -21,7 +21,8 @@ MODE_TABLES = {mode: weight_table(class_weights(mode)) for mode in ("vit", "lit"
 
 @dataclass(frozen=True, kw_only=True)
 class ScanResult:
-    by_source: pl.DataFrame  # file, documents, images, tokens_<class>..., tokens, supervised_vit, supervised_lit, weight_sum
+    # file, documents, images, tokens_<class>..., tokens, supervised_vit, supervised_lit, weight_sum
+    by_source: pl.DataFrame
     samples: list[PackedDocument]
 
 

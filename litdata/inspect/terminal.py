@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 from rich.console import Console
 from rich.text import Text
@@ -50,8 +51,8 @@ def span_text(span: Span, *, image_tokens: int, tags: bool) -> Text:
 
 def legend(weights: dict[TokenClass, float], mode_label: str, *, tags: bool) -> Text:
     out = Text()
-    out.append(f"legend ({mode_label} weights): " if tags else f"legend ({mode_label} weights; underlined text gets loss): ",
-               style="bold")
+    note = "" if tags else "; underlined text gets loss"
+    out.append(f"legend ({mode_label} weights{note}): ", style="bold")
     for c in TokenClass:
         w = format_weight(weights[c])
         if tags:
@@ -97,7 +98,8 @@ class TerminalView:
         n, images = len(seq.tokens), len(seq.images)
         expanded = n + images * (self.image_tokens - 1)
         self.console.print(Text(f"═══ {seq.shard}/{seq.key} · {len(seq.metas)} documents · {n} tokens"
-                                f" ({expanded} with images expanded, seq_len {self.folder.config.get('seq_len')}) ═══",
+                                f" ({expanded} with images expanded, seq_len {self.folder.config.get('seq_len')})"
+                                " ═══",
                                 style="bold reverse" if not self.tags else ""), soft_wrap=True)
         for doc in seq.documents(self.folder.image_token_id):
             self.document(doc)

@@ -59,7 +59,7 @@ def parse_messages(raw: list) -> Messages:
             raise RecordError(
                 RejectReason.BAD_FIELD_TYPE, f"{where}.content must be a string or a list of parts but {found}"
             )
-        turns.append(RawTurn(role=role, text=text, where=where, text_field=f"{where}.content", said=said))
+        turns.append(RawTurn(role=role, text=text, field="messages", index=i, said=said))
     return Messages(turns=turns, images=images, placeholders=placeholders)
 
 

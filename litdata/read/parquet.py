@@ -1,4 +1,4 @@
-"""Parquet: record batches of ~1024 rows, only the columns a record needs."""
+"""Parquet: record batches of up to 1024 rows (fewer when rows are large), only the columns a record needs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from litdata.records import RejectReason
 
 _COLUMNS = ("id", "image", "images", "conversations", "messages")
 BATCH_ROWS = 1024
+BATCH_BYTES = 64 * 1024 * 1024
 
 
 class ParquetOpenError(Exception):
@@ -36,9 +37,13 @@ def iter_parquet(pf: pq.ParquetFile, *, batch_rows: int = BATCH_ROWS) -> Iterato
     columns = [c for c in _COLUMNS if c in names] if shaped else None
     index = 0
     for group in range(pf.num_row_groups):
-        owed = pf.metadata.row_group(group).num_rows
+        meta = pf.metadata.row_group(group)
+        owed = meta.num_rows
+        # Rows with embedded images can be large: keep a batch near BATCH_BYTES, not a fixed row count.
+        row_bytes = meta.total_byte_size // max(owed, 1)
+        rows = max(1, min(batch_rows, BATCH_BYTES // max(row_bytes, 1)))
         try:
-            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns):
+            for batch in pf.iter_batches(batch_size=rows, row_groups=[group], columns=columns):
                 for row in batch.to_pylist():
                     yield index, row
                     index += 1

@@ -89,7 +89,10 @@ def _records(path: str | Path, fmt: str, limits: ReadLimits) -> Iterator[tuple[i
             pf = open_parquet(Path(path))
         except ParquetOpenError as e:
             raise SourceError(f"{path}: {e}") from None
-        yield from iter_parquet(pf)
+        try:
+            yield from iter_parquet(pf)
+        finally:
+            pf.close()
         return
     with open(path, "rb") as f:
         if fmt == "jsonl":

@@ -21,18 +21,34 @@ ROLES: dict[str, Role] = {
 }
 
 
+_TEXT_KEY = {"conversations": "value", "messages": "content"}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RawTurn:
     role: Role
     text: str
-    where: str  # e.g. "conversations[3]", for messages
-    text_field: str  # e.g. "conversations[3].value"
+    field: str  # "conversations" or "messages"
+    index: int
     said: str  # the role as the record wrote it
+
+    # Labels for messages are built only when a message needs them: most records are fine.
+    @property
+    def where(self) -> str:
+        return f"{self.field}[{self.index}]"
+
+    @property
+    def text_field(self) -> str:
+        return f"{self.where}.{_TEXT_KEY[self.field]}"
 
 
 def parse_role(said: str, where: str) -> Role:
     role = ROLES.get(said.strip().lower())
     if role is None:
-        known = ", ".join(sorted(ROLES))
-        raise RecordError(RejectReason.UNKNOWN_ROLE, f"{where} has unknown role {said[:40]!r} (known: {known})")
+        raise unknown_role(said, where)
     return role
+
+
+def unknown_role(said: str, where: str) -> RecordError:
+    known = ", ".join(sorted(ROLES))
+    return RecordError(RejectReason.UNKNOWN_ROLE, f"{where} has unknown role {said[:40]!r} (known: {known})")
