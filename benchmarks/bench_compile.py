@@ -14,16 +14,17 @@ import argparse
 import contextlib
 import io
 import json
-import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import Table, add_common_arguments, emit, median_time
+from benchmarks.report import Table, add_common_arguments, emit, machine, median_time
 
 TARGET_CEILING, TARGET_LLAVA = 0.6, 3.0
+ENCODE_STAGE = "encode stage total (Encoder.encode_batch, 1 process)"
 
 
 def text_only(records: list[dict]) -> list[dict]:
@@ -72,11 +73,160 @@ def rendered_texts(src: Path) -> list[str]:
     return [tpl.render(c, [[] for _ in c.turns]).text for c in read_sources([str(src)]) if isinstance(c, Conversation)]
 
 
+def litdata_stages(src: Path, image_root: Path | None, tokenizer: str) -> list[tuple[str, float]]:
+    """Where one litdata process spends its time, stage by stage, on the same records (a diagnostic that uses
+    litdata's internals, built from the same options as the CLI)."""
+    from litdata.classify import TurnLabeler, mine_templates
+    from litdata.cli import build_parser
+    from litdata.commands.compile import config_from_args
+    from litdata.encode import Encoder, EncodeSpec
+    from litdata.read import read_sources
+    from litdata.records import Conversation
+    from litdata.tokens import encode_texts, token_classes
+
+    argv = ["compile", str(src), "--out", "/nonexistent", "--tokenizer", tokenizer]
+    cfg = config_from_args(
+        build_parser().parse_args(argv),
+        sources=[str(src)],
+        tokenizer=tokenizer,
+        image_root=str(image_root) if image_root else None,
+    )
+    out: list[tuple[str, float]] = []
+
+    def timed(label: str, fn):
+        t0 = time.perf_counter()
+        r = fn()
+        out.append((label, time.perf_counter() - t0))
+        return r
+
+    items = timed("read + validate (pass 1 or 2)", lambda: list(read_sources([str(src)])))
+    convs = [c for c in items if isinstance(c, Conversation)]
+    table = timed(
+        "mine templates (pass 1, spaCy sentences + polars counts)", lambda: mine_templates(iter(convs), cfg.mining)
+    )
+    spec = EncodeSpec(
+        tokenizer=tokenizer,
+        template=cfg.template,
+        weights=cfg.weights,
+        seq_len=cfg.seq_len,
+        image_tokens=cfg.image_tokens,
+        overflow=cfg.overflow,
+        image_root=cfg.image_root,
+        max_pixels=cfg.max_pixels,
+        template_shapes=table.template_shapes(),
+        harmful=cfg.harmful,
+    )
+    enc = Encoder(spec)
+    batches = [items[i : i + cfg.batch_size] for i in range(0, len(items), cfg.batch_size)]
+    timed(ENCODE_STAGE, lambda: [enc.encode_batch(b) for b in batches])
+    labeler = TurnLabeler(template_shapes=table.template_shapes(), harmful=cfg.harmful)
+    turns = [(t.role, t.text) for c in convs for t in c.turns]
+    labels = timed("  of which: label turns (templates, harmful)", lambda: labeler.label(turns))
+    k, per_conv = 0, []
+    for c in convs:
+        per_conv.append([[(s.start, s.end, s.cls) for s in turn] for turn in labels[k : k + len(c.turns)]])
+        k += len(c.turns)
+    rendered = timed("  of which: render", lambda: [enc.template.render(c, l) for c, l in zip(convs, per_conv)])
+    encoded = timed(
+        "  of which: tokenize with offsets", lambda: encode_texts(enc.tokenizer, [r.text for r in rendered])
+    )
+    timed(
+        "  of which: token classes",
+        lambda: [token_classes(r.text, r.char_classes, o) for r, (_, o) in zip(rendered, encoded)],
+    )
+    total = dict(out)[ENCODE_STAGE]
+    parts = sum(secs for label, secs in out if label.startswith("  of which"))
+    if total > parts:  # timed apart, the parts can add up to more than the total on small inputs
+        out.append(("  rest: images, documents, weights, audit (total minus the above)", total - parts))
+    return out
+
+
+def _all(pre, records: list[dict]) -> list:
+    return [pre(r) for r in records]
+
+
+def measure_path(
+    name: str,
+    src: Path,
+    image_root: Path | None,
+    records: list[dict],
+    *,
+    args: argparse.Namespace,
+    tok: Any,
+    work: Path,
+    thr: Table,
+    figures: dict[tuple[str, str], float],
+) -> None:
+    """litdata at each worker count, then (a), (a'), (b) and (c), on the records of one path."""
+    from benchmarks.baselines.hf_map import map_dataset, records_dataset
+    from benchmarks.baselines.llava import LlavaPreprocessor
+
+    n, reps = len(records), args.repeats
+    for w in args.workers:
+        run = partial(run_litdata, src, image_root, work / f"out_{name}_{w}", args.tokenizer, w)
+        secs, _, man = median_time(run, args.compile_repeats)
+        read = man["counts"]["records_read"]
+        thr.add(
+            path=name,
+            method="litdata compile (end to end)",
+            workers=w,
+            seconds=secs,
+            **{"records/s": read / secs, "tokens/s": man["tokens"]["total"] / secs, "repeats": args.compile_repeats},
+        )
+        figures[(name, f"litdata{w}")] = read / secs
+
+    texts = rendered_texts(src)
+    backend = tok.backend_tokenizer
+    backend.encode_batch(texts[:64], add_special_tokens=False)
+    secs, _, enc = median_time(partial(backend.encode_batch, texts, add_special_tokens=False), reps)
+    ntok = sum(len(e.ids) for e in enc)
+    thr.add(
+        path=name,
+        method="(a) backend_tokenizer.encode_batch (ceiling)",
+        workers="rayon",
+        seconds=secs,
+        **{"records/s": len(texts) / secs, "tokens/s": ntok / secs, "repeats": reps},
+    )
+    figures[(name, "a")] = len(texts) / secs
+    secs, _, _ = median_time(partial(tok, texts, add_special_tokens=False, return_attention_mask=False), reps)
+    thr.add(
+        path=name,
+        method="(a') tokenizer(texts) (transformers wrapper)",
+        workers="rayon",
+        seconds=secs,
+        **{"records/s": len(texts) / secs, "tokens/s": ntok / secs, "repeats": reps},
+    )
+
+    pre = LlavaPreprocessor(tok)
+    _all(pre, records[:50])
+    secs, _, exs = median_time(partial(_all, pre, records), reps)
+    ntok = sum(int(e.input_ids.shape[0]) for e in exs)
+    mism = sum(e.mismatch for e in exs)
+    thr.add(
+        path=name,
+        method=f"(b) LLaVA-1.5 preprocess_v1 loop ({mism} mismatches)",
+        workers=1,
+        seconds=secs,
+        **{"records/s": n / secs, "tokens/s": ntok / secs, "repeats": reps},
+    )
+    figures[(name, "b")] = n / secs
+
+    ds = records_dataset(records)
+    for procs in args.map_procs:
+        secs, _, _ = median_time(partial(map_dataset, ds, tok, num_proc=procs if procs > 1 else None), reps)
+        thr.add(
+            path=name,
+            method="(c) datasets.map(batched=True)",
+            workers=procs,
+            seconds=secs,
+            **{"records/s": n / secs, "tokens/s": ntok / secs, "repeats": reps},
+        )
+        figures[(name, f"c{procs}")] = n / secs
+
+
 def measure(args: argparse.Namespace, work: Path) -> list[Table]:
     import datasets
 
-    from benchmarks.baselines.hf_map import map_dataset, records_dataset
-    from benchmarks.baselines.llava import LlavaPreprocessor
     from litdata.tokens import load_tokenizer
 
     datasets.disable_progress_bars()
@@ -85,70 +235,75 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
     # Warm-up, not timed: imports, spaCy pipeline construction, tokenizer caches.
     run_litdata(paths["text"][0], None, work / "warmup", args.tokenizer, 1)
 
-    thr = Table(title=f"compile throughput, {args.records:,} records, vicuna_v1, seq_len 2048",
-                columns=["path", "method", "workers", "seconds", "records/s", "tokens/s", "repeats"])
+    thr = Table(
+        title=f"compile throughput, {args.records:,} records, vicuna_v1, seq_len 2048",
+        columns=["path", "method", "workers", "seconds", "records/s", "tokens/s", "repeats"],
+    )
     figures: dict[tuple[str, str], float] = {}  # (path, method key) -> records/s
     for name, (src, image_root, records) in paths.items():
-        n = len(records)
-        for w in args.workers:
-            secs, _, man = median_time(lambda: run_litdata(src, image_root, work / f"out_{name}_{w}", args.tokenizer, w),
-                                       args.compile_repeats)  # fmt: skip
-            read = man["counts"]["records_read"]
-            thr.add(path=name, method="litdata compile (end to end)", workers=w, seconds=secs,
-                    **{"records/s": read / secs, "tokens/s": man["tokens"]["total"] / secs, "repeats": args.compile_repeats})
-            figures[(name, f"litdata{w}")] = read / secs
-
-        texts = rendered_texts(src)
-        backend = tok.backend_tokenizer
-        backend.encode_batch(texts[:64], add_special_tokens=False)
-        secs, _, enc = median_time(lambda: backend.encode_batch(texts, add_special_tokens=False), args.repeats)
-        ntok = sum(len(e.ids) for e in enc)
-        thr.add(path=name, method="(a) backend_tokenizer.encode_batch (ceiling)", workers="rayon", seconds=secs,
-                **{"records/s": len(texts) / secs, "tokens/s": ntok / secs, "repeats": args.repeats})
-        figures[(name, "a")] = len(texts) / secs
-        secs, _, _ = median_time(lambda: tok(texts, add_special_tokens=False, return_attention_mask=False), args.repeats)
-        thr.add(path=name, method="(a') tokenizer(texts) (transformers wrapper)", workers="rayon", seconds=secs,
-                **{"records/s": len(texts) / secs, "tokens/s": ntok / secs, "repeats": args.repeats})
-
-        pre = LlavaPreprocessor(tok)
-        for r in records[:50]:
-            pre(r)
-        secs, _, exs = median_time(lambda: [pre(r) for r in records], args.repeats)
-        ntok = sum(int(e.input_ids.shape[0]) for e in exs)
-        mism = sum(e.mismatch for e in exs)
-        thr.add(path=name, method=f"(b) LLaVA-1.5 preprocess_v1 loop ({mism} mismatches)", workers=1, seconds=secs,
-                **{"records/s": n / secs, "tokens/s": ntok / secs, "repeats": args.repeats})
-        figures[(name, "b")] = n / secs
-
-        ds = records_dataset(records)
-        for procs in args.map_procs:
-            secs, _, _ = median_time(lambda: map_dataset(ds, tok, num_proc=procs if procs > 1 else None), args.repeats)
-            thr.add(path=name, method="(c) datasets.map(batched=True)", workers=procs, seconds=secs,
-                    **{"records/s": n / secs, "tokens/s": ntok / secs, "repeats": args.repeats})
-            figures[(name, f"c{procs}")] = n / secs
+        measure_path(name, src, image_root, records, args=args, tok=tok, work=work, thr=thr, figures=figures)
     thr.notes += [
-        "litdata: wall time of `litdata compile` in-process (both passes: template mining and encoding, packing, "
-        "shard and manifest writing), tokenizer load and worker start-up included; one untimed warm-up compile first.",
-        "(a)-(c): the records already in memory (JSON parsing and Dataset construction not timed); they tokenize "
-        "and mask only (no template mining, no classes, no packing, no shards; images are not opened), which favours them.",
+        (
+            "litdata: wall time of `litdata compile` in-process (both passes: template mining and encoding, packing, "
+            "shard and manifest writing), tokenizer load and worker start-up included; one untimed warm-up compile first."
+        ),
+        (
+            "(a)-(c): the records already in memory (JSON parsing and Dataset construction not timed); they tokenize "
+            "and mask only (no template mining, no classes, no packing, no shards; images are not opened), which favours them."
+        ),
         "(a) runs Rust threads over the whole batch on all cores; tokens/s of (a') and (c) use the token counts of (a) and (b).",
         "median of the repeats; the machine's 2 cores are shared with other jobs, see the load average above.",
     ]
 
-    rat = Table(title="ratios (records/s of litdata over the baseline, same records, same run)",
-                columns=["path", "litdata workers", "vs", "ratio", "target", "met"])
+    stages: list[tuple[str, float]] = []
+    if args.stages:
+        stages = litdata_stages(paths["text"][0], None, args.tokenizer)
+        figures[("text", "stage")] = len(paths["text"][2]) / dict(stages)[ENCODE_STAGE]
+
+    rat = Table(
+        title="ratios (records/s of litdata over the baseline, same records, same run)",
+        columns=["path", "litdata", "vs", "ratio", "target", "met"],
+    )
     for name in paths:
-        for w in args.workers:
-            lit = figures[(name, f"litdata{w}")]
-            for key, label, target in [("a", "(a) encode_batch ceiling", TARGET_CEILING), ("b", "(b) LLaVA loop", TARGET_LLAVA)]:
+        runs = [(f"compile --workers {w}", f"litdata{w}") for w in args.workers]
+        if name == "text" and stages:
+            runs.append(("encode stage only, 1 process (diagnostic)", "stage"))
+        for label_l, key_l in runs:
+            lit = figures[(name, key_l)]
+            headline = name == "text" and key_l != "stage"
+            for key, label, target in [
+                ("a", "(a) encode_batch ceiling", TARGET_CEILING),
+                ("b", "(b) LLaVA loop", TARGET_LLAVA),
+            ]:
                 r = lit / figures[(name, key)]
-                rat.add(path=name, **{"litdata workers": w, "vs": label, "ratio": r,
-                                      "target": f">= {target}" if name == "text" else "-",
-                                      "met": (r >= target) if name == "text" else None})
+                rat.add(
+                    path=name,
+                    litdata=label_l,
+                    vs=label,
+                    ratio=r,
+                    target=f">= {target}" if headline else "-",
+                    met=(r >= target) if headline else None,
+                )
             for procs in args.map_procs:
-                rat.add(path=name, **{"litdata workers": w, "vs": f"(c) datasets.map num_proc={procs}",
-                                      "ratio": lit / figures[(name, f'c{procs}')], "target": "-"})
-    return [thr, rat]
+                rat.add(
+                    path=name,
+                    litdata=label_l,
+                    vs=f"(c) datasets.map num_proc={procs}",
+                    ratio=lit / figures[(name, f"c{procs}")],
+                    target="-",
+                )
+    tables = [thr, rat]
+    if stages:
+        st = Table(
+            title="litdata, seconds per stage on the text path (1 process, same records)",
+            columns=["stage", "seconds", "records/s"],
+        )
+        n = len(paths["text"][2])
+        for label, secs in stages:
+            st.add(stage=label, seconds=secs, **{"records/s": n / secs})
+        st.notes.append("a diagnostic of where the time goes; the sub-stages are timed apart, on all records at once.")
+        tables.append(st)
+    return tables
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,19 +318,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", default=str(DEMO_TOKENIZER_DIR))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed afterwards)")
+    ap.add_argument("--no-stages", dest="stages", action="store_false", help="skip the per-stage breakdown")
     add_common_arguments(ap)
     args = ap.parse_args(argv)
     args.records = args.records or (1000 if args.quick else 10_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
     if args.quick:
         args.map_procs = [1]
-    t0 = time.perf_counter()
+    info, t0 = machine(), time.perf_counter()
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_compile_")))
         tables = measure(args, work)
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     cfg["total_seconds"] = round(time.perf_counter() - t0, 1)
-    emit("bench_compile", tables, json_path=args.json, config=cfg)
+    emit("bench_compile", tables, json_path=args.json, config=cfg, info=info)
     return 0
 
 

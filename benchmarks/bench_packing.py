@@ -30,7 +30,7 @@ from benchmarks.baselines.packing import (
     greedy_knapsack_buffered,
     no_packing,
 )
-from benchmarks.report import Table, add_common_arguments, emit
+from benchmarks.report import Table, add_common_arguments, emit, machine
 
 TARGET_4096 = 0.99
 
@@ -105,20 +105,48 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
                 secs = time.perf_counter() - t0
             check_bins(lengths, bins, seq_len)
             eff = efficiency(lengths, bins, seq_len)
-            table.add(seq_len=seq_len, method=name, sequences=len(bins), efficiency=round(eff, 5), seconds=secs,
-                      target=f">= {TARGET_4096}" if seq_len == 4096 and fn is None else None,
-                      met=(eff >= TARGET_4096) if seq_len == 4096 and fn is None else None)
+            table.add(
+                seq_len=seq_len,
+                method=name,
+                sequences=len(bins),
+                efficiency=round(eff, 5),
+                seconds=secs,
+                target=f">= {TARGET_4096}" if seq_len == 4096 and fn is None else None,
+                met=(eff >= TARGET_4096) if seq_len == 4096 and fn is None else None,
+            )
         dropped = len(expanded) - len(keep)
         if dropped:
             table.notes.append(f"seq_len {seq_len}: {dropped:,} documents longer than seq_len left out of every method")
     table.notes += [
-        "efficiency = real tokens (images expanded) / (sequences x seq_len); every method packs the same documents, "
-        "and every packing is checked (each document exactly once, no sequence over seq_len).",
+        (
+            "efficiency = real tokens (images expanded) / (sequences x seq_len); every method packs the same documents, "
+            "and every packing is checked (each document exactly once, no sequence over seq_len)."
+        ),
         "seconds: packing only (litdata: BestFitPacker.run over the documents; no tokenization or writing).",
-        f"length sample: text-token and image counts of every document of a litdata compile of "
-        f"{args.sample_records:,} workload records (demo tokenizer), drawn with replacement (seed {args.seed}).",
+        (
+            f"length sample: text-token and image counts of every document of a litdata compile of "
+            f"{args.sample_records:,} workload records (demo tokenizer), drawn with replacement (seed {args.seed})."
+        ),
     ]
-    return [table]
+    dist = Table(
+        title="the packed length distribution (images expanded)",
+        columns=["documents", "images", "share", "mean", "p10", "p50", "p90", "max"],
+    )
+    for label, sel in [("all", np.ones(len(expanded), bool)), ("with images", images > 0), ("text only", images == 0)]:
+        x = expanded[sel]
+        if len(x):
+            q = np.percentile(x, [10, 50, 90])
+            dist.add(
+                documents=label,
+                images=int(images[sel].sum()),
+                share=round(len(x) / len(expanded), 4),
+                mean=float(x.mean()),
+                p10=int(q[0]),
+                p50=int(q[1]),
+                p90=int(q[2]),
+                max=int(x.max()),
+            )
+    return [table, dist]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,13 +154,21 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python3 -m benchmarks.bench_packing", description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=None, help="documents to pack (default 665000; --quick 20000)")
-    ap.add_argument("--sample-records", type=int, default=None, help="records compiled for the length sample "
-                    "(default 5000; --quick 1000)")
+    ap.add_argument(
+        "--sample-records",
+        type=int,
+        default=None,
+        help="records compiled for the length sample (default 5000; --quick 1000)",
+    )
     ap.add_argument("--seq-lens", type=int, nargs="+", default=[2048, 4096, 8192])
     ap.add_argument("--image-tokens", type=int, default=576)
     ap.add_argument("--buffers", type=int, nargs="+", default=[1000, 8192], help="greedy knapsack buffer sizes")
-    ap.add_argument("--whole-knapsack-max", type=int, default=100_000,
-                    help="run whole-dataset greedy knapsack (quadratic list pops) only up to this many documents")
+    ap.add_argument(
+        "--whole-knapsack-max",
+        type=int,
+        default=100_000,
+        help="run whole-dataset greedy knapsack (quadratic list pops) only up to this many documents",
+    )
     ap.add_argument("--tokenizer", default=str(DEMO_TOKENIZER_DIR))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
@@ -140,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.docs = args.docs or (20_000 if args.quick else 665_000)
     args.sample_records = args.sample_records or (1000 if args.quick else 5000)
-    t0 = time.perf_counter()
+    info, t0 = machine(), time.perf_counter()
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_packing_")))
         tables = measure(args, work)
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     cfg["total_seconds"] = round(time.perf_counter() - t0, 1)
-    emit("bench_packing", tables, json_path=args.json, config=cfg)
+    emit("bench_packing", tables, json_path=args.json, config=cfg, info=info)
     return 0
 
 

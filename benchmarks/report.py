@@ -9,14 +9,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-PACKAGES = ("litdata", "tokenizers", "transformers", "datasets", "numpy", "polars", "spacy", "psutil")
+PACKAGES = ("tokenizers", "transformers", "datasets", "numpy", "polars", "spacy", "psutil")
 
 
 @dataclass(kw_only=True)
@@ -76,7 +76,9 @@ def machine() -> dict[str, Any]:
                 ram = round(int(line.split()[1]) / 2**20, 1)
     except OSError:
         pass
-    versions = {}
+    import litdata
+
+    versions: dict[str, str | None] = {"litdata": litdata.__version__}
     for p in PACKAGES:
         try:
             versions[p] = metadata.version(p)
@@ -108,9 +110,11 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
 
 
-def emit(name: str, tables: list[Table], *, json_path: Path | None, config: dict[str, Any]) -> dict:
-    """Print the tables and (optionally) write the JSON document; returns it."""
-    info = machine()
+def emit(
+    name: str, tables: list[Table], *, json_path: Path | None, config: dict[str, Any], info: dict[str, Any]
+) -> dict:
+    """Print the tables and (optionally) write the JSON document; returns it. `info` is `machine()` taken
+    when the benchmark started (so its date and load average are those of the start)."""
     print(f"## {name}\n")
     print(f"machine: {info['nproc']} x {info['cpu']}, {info['ram_gib']} GiB RAM, Python {info['python']}, "
           f"load average at start {info['loadavg_at_start'][0]:.1f}; {info['date']}\n")  # fmt: skip
@@ -122,11 +126,3 @@ def emit(name: str, tables: list[Table], *, json_path: Path | None, config: dict
         json_path.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
         print(f"wrote {json_path}")
     return doc
-
-
-def git_revision() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip() or None  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return None

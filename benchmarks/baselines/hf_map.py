@@ -85,15 +85,26 @@ def records_dataset(records: list[dict]):
     flag, which is all the text preprocessing needs)."""
     from datasets import Dataset
 
-    return Dataset.from_dict({
-        "conversations": [[{"from": t["from"], "value": t["value"]} for t in r["conversations"]] for r in records],
-        "has_image": ["image" in r for r in records],
-    })
+    return Dataset.from_dict(
+        {
+            "conversations": [[{"from": t["from"], "value": t["value"]} for t in r["conversations"]] for r in records],
+            "has_image": ["image" in r for r in records],
+        }
+    )
 
 
-def map_dataset(ds, tokenizer: Any, *, model_max_length: int = 2048, batch_size: int = 1000, num_proc: int | None = None):
+def map_dataset(
+    ds, tokenizer: Any, *, model_max_length: int = 2048, batch_size: int = 1000, num_proc: int | None = None
+):
     """`Dataset.map(batched=True)` kept in memory, with no cache to read back (so every run does the work)."""
-    return ds.map(preprocess_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
-                  fn_kwargs={"tokenizer": tokenizer, "model_max_length": model_max_length},
-                  remove_columns=ds.column_names, keep_in_memory=True, load_from_cache_file=False,
-                  desc=None)
+    return ds.map(
+        preprocess_batch,
+        batched=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        fn_kwargs={"tokenizer": tokenizer, "model_max_length": model_max_length},
+        remove_columns=ds.column_names,
+        keep_in_memory=True,
+        load_from_cache_file=False,
+        desc=None,
+    )

@@ -12,8 +12,9 @@ and LLaVA-1.5 trains with legacy ones, where the branch is not taken.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,8 +88,9 @@ def tokenizer_image_token(prompt: str, call: Callable[[str], list[int]], bos_id:
     return input_ids
 
 
-def mask_targets(conversation: str, input_ids: np.ndarray, tokenize_len: Callable[[str], int],
-                 model_max_length: int) -> Example:
+def mask_targets(
+    conversation: str, input_ids: np.ndarray, tokenize_len: Callable[[str], int], model_max_length: int
+) -> Example:
     """The masking loop of `preprocess_v1`; `tokenize_len(text)` is LLaVA's `len(tokenizer...(text))`."""
     target = input_ids.copy()
     total_len = int(target.shape[0])  # no padding: one example at a time
@@ -130,9 +132,9 @@ class LlavaPreprocessor:
         conversation = vicuna_prompt(convs)
         if has_image:
             ids = tokenizer_image_token(conversation, self.call, self.bos_id)
-            tokenize_len = lambda text: len(tokenizer_image_token(text, self.call, self.bos_id))  # noqa: E731
+            tokenize_len = lambda text: len(tokenizer_image_token(text, self.call, self.bos_id))
         else:
             # LLaVA pads and truncates to model_max_length here; one record at a time there is nothing to pad.
             ids = self.call(conversation)[: self.model_max_length]
-            tokenize_len = lambda text: len(self.call(text))  # noqa: E731
+            tokenize_len = lambda text: len(self.call(text))
         return mask_targets(conversation, np.asarray(ids, dtype=np.int64), tokenize_len, self.model_max_length)

@@ -6,7 +6,7 @@ All take item lengths (image tokens already expanded) and return bins as lists o
 from __future__ import annotations
 
 import bisect
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
