@@ -484,12 +484,12 @@ REJECTS = [
     (
         {"conversations": [TURNS[1], TURNS[0]]},
         RejectReason.ROLES_OUT_OF_ORDER,
-        "conversations[0] is a assistant turn (from 'gpt') where a user turn was expected (the conversation must start",
+        "conversations[0] is an assistant turn (from 'gpt') where a user turn was expected (the conversation must start",
     ),
     (
         {"conversations": [TURNS[0], TURNS[0], TURNS[1]]},
         RejectReason.ROLES_OUT_OF_ORDER,
-        "conversations[1] is a user turn (from 'human') where a assistant turn was expected (turns must alternate)",
+        "conversations[1] is a user turn (from 'human') where an assistant turn was expected (turns must alternate)",
     ),
     (
         {"conversations": [TURNS[0], TURNS[1], TURNS[0]]},

@@ -120,8 +120,8 @@ def _check_order(turns: list[RawTurn]) -> None:
             after = "the conversation must start with a user turn" if turn is body[0] else "turns must alternate"
             raise RecordError(
                 RejectReason.ROLES_OUT_OF_ORDER,
-                f"{turn.where} is a {turn.role.value} turn (from {turn.said!r}) where a {expected.value} turn was "
-                f"expected ({after})",
+                f"{turn.where} is {_article(turn.role)} turn (from {turn.said!r}) where {_article(expected)} turn "
+                f"was expected ({after})",
             )
         expected = Role.ASSISTANT if expected is Role.USER else Role.USER
     last = body[-1]
@@ -141,3 +141,7 @@ def _check_image_count(turns: list[RawTurn], n_images: int) -> None:
         RejectReason.IMAGE_COUNT_MISMATCH,
         f"the text has {sum(tags)} {IMAGE_PLACEHOLDER} tags ({where}) but the record names {n_images} images",
     )
+
+
+def _article(role: Role) -> str:
+    return f"an {role.value}" if role is Role.ASSISTANT else f"a {role.value}"
