@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import itertools
 import multiprocessing as mp
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from litdata.classes import TokenClass, class_weights
-from litdata.encode import AuditHit, EncodeSpec, Encoder
+from litdata.encode import EncodeSpec, Encoder
+from litdata.hashing import file_sha256
 from litdata.output import OutputDir
 from litdata.pack import BestFitPacker, PackSettings
 from litdata.records import Conversation, Document, Reject
@@ -101,15 +103,6 @@ def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> I
             yield pending.popleft().get()
 
 
-def _sha256(path: str) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
-
-
 def compile_dataset(cfg: CompileConfig) -> CompileResult:
     from litdata.classify.mining import mine_templates
     from litdata.read import ReadLimits, read_sources
@@ -119,7 +112,7 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
     out = OutputDir(cfg.out)
     out.prepare(run_key=_run_key(cfg), overwrite=cfg.overwrite)
-    inputs = [dict(zip(("path", "sha256", "bytes"), (s, *_sha256(s)))) for s in cfg.sources]
+    inputs = [{"path": s, "sha256": file_sha256(s), "bytes": os.path.getsize(s)} for s in cfg.sources]
 
     def conversations() -> Iterator[Conversation]:
         return (c for c in read_sources(cfg.sources, limits) if isinstance(c, Conversation))

@@ -20,7 +20,7 @@ def _size(n: int) -> str:
 
 def print_summary(result, out: Path, *, seconds: float, console: Console | None = None) -> None:
     console = console or Console(highlight=False)
-    m, s = result.manifest, result.stats
+    m = result.manifest
     counts, tokens = m["counts"], m["tokens"]
     shard_bytes = sum(x["bytes"] for x in m["shards"])
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -15,6 +14,7 @@ import numpy as np
 
 from litdata import FORMAT_NAME
 from litdata.classes import TokenClass, weight_table
+from litdata.hashing import file_sha256
 
 _KEY = re.compile(r"^[0-9A-Za-z_-]+$")
 _ARRAYS = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
@@ -115,14 +115,6 @@ def _check_sample(key: str, m: dict[str, bytes], cfg: dict, table: np.ndarray) -
     return errs, (cu.shape[0] - 1, n)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(out_dir: Path, *, max_problems: int = 50) -> VerifyReport:
     rep = VerifyReport()
     mpath = out_dir / "manifest.json"
@@ -148,7 +140,7 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> VerifyReport:
         size = path.stat().st_size
         if size != entry["bytes"]:
             rep.problems.append(f"{name}: {size} bytes, manifest says {entry['bytes']}")
-        if _sha256(path) != entry["sha256"]:
+        if file_sha256(path) != entry["sha256"]:
             rep.problems.append(f"{name}: sha256 differs from the manifest")
         seqs = docs = toks = 0
         try:

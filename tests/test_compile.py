@@ -4,10 +4,9 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 
 from conftest import compile_cli, read_samples
-from litdata.demo import DEMO_GROUND_TRUTH, DEMO_IMAGE_ROOT, DEMO_SOURCES, DEMO_TOKENIZER_DIR
+from litdata.demo import DEMO_GROUND_TRUTH, DEMO_IMAGE_ROOT, DEMO_SOURCES
 from litdata.verify import verify
 
 

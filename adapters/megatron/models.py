@@ -7,10 +7,11 @@ names (`--num-layers`, `--hidden-size`, ...): `ModelArgs` below is the flat set 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -130,14 +131,71 @@ def build_gpt(args: ModelArgs, *, vocab_size: int, tp_size: int, on_gpu: bool) -
     return model, state
 
 
+def vit_layer_spec() -> Any:
+    """Megatron's local ViT layer spec with bidirectional attention.
+
+    The local spec (0.16) asks for a causal mask, unlike its Transformer Engine twin (`no_mask`): a CLIP ViT
+    attends over all patches, so we set `no_mask` explicitly (a no-op where a version already does)."""
+    from megatron.core.models.vision.vit_layer_specs import get_vit_layer_with_local_spec
+    from megatron.core.transformer.enums import AttnMaskType
+
+    spec = copy.deepcopy(get_vit_layer_with_local_spec())
+    spec.submodules.self_attention.params = {**spec.submodules.self_attention.params,
+                                             "attn_mask_type": AttnMaskType.no_mask}
+    return spec
+
+
+@contextlib.contextmanager
+def _cpu_tensor_cuda() -> Iterator[None]:
+    """CPU-only shim, used while building a LLaVAModel without a GPU: `CLIPViTModel.__init__` creates its
+    `position_ids` with `torch.arange(...).cuda()`; here `Tensor.cuda` returns the tensor unchanged."""
+    original = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _vit_with_local_norms() -> Iterator[None]:
+    """Without Transformer Engine, `CLIPViTModel` defaults `ln_pre_impl` to `torch.nn.LayerNorm`, which
+    `build_module` cannot construct (it passes `config=`). While LLaVAModel is built we hand it a
+    CLIPViTModel whose norms default to Megatron's `WrappedTorchNorm` (same LayerNorm, config-aware).
+    Parameter names and checkpoints are unchanged; with Transformer Engine this does nothing."""
+    import inspect
+
+    from megatron.core.models.multimodal import llava_model
+    from megatron.core.models.vision import clip_vit_model
+
+    base = clip_vit_model.CLIPViTModel
+    default = inspect.signature(base.__init__).parameters.get("ln_pre_impl")
+    if default is None or default.default is not torch.nn.LayerNorm:
+        yield
+        return
+    from megatron.core.transformer.torch_norm import WrappedTorchNorm
+
+    class CLIPViTModel(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("ln_pre_impl", WrappedTorchNorm)
+            kwargs.setdefault("ln_post_impl", WrappedTorchNorm)
+            super().__init__(*args, **kwargs)
+
+    llava_model.CLIPViTModel = CLIPViTModel
+    try:
+        yield
+    finally:
+        llava_model.CLIPViTModel = base
+
+
 def build_llava(
     args: ModelArgs, *, vocab_size: int, tp_size: int, on_gpu: bool, image_token_index: int
 ) -> tuple[Any, DocumentState]:
-    """LLaVAModel = Megatron's CLIP ViT (local spec) + MLP projection + our document-masked language model."""
-    from megatron.core.models.multimodal.llava_model import LLaVAModel
-    from megatron.core.models.vision.vit_layer_specs import get_vit_layer_with_local_spec
-    from megatron.core.transformer.spec_utils import ModuleSpec
+    """LLaVAModel = Megatron's CLIP ViT (local spec, class token dropped) + 2-layer MLP projection + our
+    document-masked language model. Every image becomes `vision_tokens(args)` embeddings in the language
+    model's sequence (checked against the model's own `img_seq_len`)."""
     from megatron.core.models.gpt.gpt_layer_specs import get_mlp_module_spec
+    from megatron.core.models.multimodal.llava_model import LLaVAModel
 
     state = DocumentState()
     lang = transformer_config(args, tp_size=tp_size, on_gpu=on_gpu)
@@ -150,27 +208,35 @@ def build_llava(
         num_query_groups=None,
         swiglu=False,
     )
-    vit = transformer_config(vit_args, tp_size=tp_size, on_gpu=on_gpu)
-    vit = dataclasses.replace(vit, normalization="LayerNorm", add_bias_linear=True)
+    vit = dataclasses.replace(transformer_config(vit_args, tp_size=tp_size, on_gpu=on_gpu),
+                              normalization="LayerNorm", add_bias_linear=True)
+    # Not a TransformerConfig field in 0.16 (Megatron's own scripts set it as an attribute); LLaVAModel reads it.
+    vit.vision_model_type = "clip"
     proj = dataclasses.replace(lang, ffn_hidden_size=args.hidden_size, gated_linear_unit=False,
                                activation_func=F.gelu, add_bias_linear=True)
-    proj_spec: ModuleSpec = get_mlp_module_spec(use_te=False).submodules
-    model = LLaVAModel(
-        language_transformer_config=lang,
-        language_transformer_layer_spec=layer_spec(state),
-        language_vocab_size=padded_vocab_size(vocab_size, tp_size),
-        language_max_sequence_length=args.seq_length,
-        vision_transformer_config=vit,
-        vision_transformer_layer_spec=get_vit_layer_with_local_spec(),
-        drop_vision_class_token=True,
-        vision_projection_config=proj,
-        vision_projection_layer_spec=proj_spec,
-        language_position_embedding_type="rope",
-        img_h=args.img_size,
-        img_w=args.img_size,
-        patch_dim=args.patch_dim,
-        image_token_index=image_token_index,
-    )
+    with _vit_with_local_norms(), contextlib.nullcontext() if on_gpu else _cpu_tensor_cuda():
+        model = LLaVAModel(
+            language_transformer_config=lang,
+            language_transformer_layer_spec=layer_spec(state),
+            language_vocab_size=padded_vocab_size(vocab_size, tp_size),
+            language_max_sequence_length=args.seq_length,
+            vision_transformer_config=vit,
+            vision_transformer_layer_spec=vit_layer_spec(),
+            drop_vision_class_token=True,
+            vision_projection_config=proj,
+            vision_projection_layer_spec=get_mlp_module_spec(use_te=False).submodules,
+            language_position_embedding_type="rope",
+            language_rotary_base=args.rotary_base,
+            img_h=args.img_size,
+            img_w=args.img_size,
+            patch_dim=args.patch_dim,
+            image_token_index=image_token_index,
+        )
+    if model.img_seq_len != vision_tokens(args):
+        raise ValueError(f"LLaVAModel emits {model.img_seq_len} tokens per image, expected {vision_tokens(args)}")
+    if args.bf16:
+        # The ViT's patch convolution is a plain torch Conv2d created in float32; the rest follows params_dtype.
+        model.to(torch.bfloat16)
     install_document_rope(model, state)
     return model, state
 

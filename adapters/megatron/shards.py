@@ -14,7 +14,6 @@ Checks, cheapest first:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -30,6 +29,7 @@ import webdataset as wds
 
 from litdata import FORMAT_NAME
 from litdata.classes import TokenClass
+from litdata.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 _NPY = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
@@ -157,11 +157,7 @@ def check_file(info: ShardInfo, *, verify_checksums: bool) -> None:
     if info.bytes is not None and st.st_size != info.bytes:
         raise CorruptShardError(info.name, "<file>", f"{st.st_size} bytes, manifest says {info.bytes}")
     if verify_checksums and info.sha256 and (info.path, st.st_size, st.st_mtime_ns) not in _VERIFIED:
-        digest = hashlib.sha256()
-        with open(info.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != info.sha256:
+        if file_sha256(info.path) != info.sha256:
             raise CorruptShardError(info.name, "<file>", "sha256 differs from the manifest")
         _VERIFIED.add((info.path, st.st_size, st.st_mtime_ns))
     # A tar cut exactly between members still parses; its end-of-archive marker (two zero blocks) is gone.

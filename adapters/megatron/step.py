@@ -4,7 +4,7 @@
 model with labels (Megatron returns the per-token vocab-parallel CE, [b, s]) and hands the schedule a
 `WeightedLoss` bound to the batch's `loss_mask`/`label_classes`. Gradients of data-parallel replicas are
 SUMMED with one all-reduce (the loss is already normalised by the global weight sum, so no averaging).
-For LLaVA the language model runs in image-expanded space: see `expand_for_images`.
+For LLaVA the language model runs in image-expanded space: see `expand_batch`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from adapters.megatron.attention import DocumentState
+from adapters.megatron.batch import PAD_CLASS
 from adapters.megatron.loss import WeightedLoss, global_weight_sum, reduce_reports
 
 
@@ -27,22 +28,58 @@ class StepModel:
     model: torch.nn.Module
     state: DocumentState
     image_token_index: int | None = None  # set for LLaVA
-    image_tokens: int = 1
+    image_tokens: int = 1  # embeddings per image (LLaVAModel.img_seq_len)
+
+    @property
+    def max_length(self) -> int:
+        """The language model's maximum (image-expanded) sequence length."""
+        lm = getattr(self.model, "language_model", self.model)
+        return int(getattr(lm, "max_sequence_length"))
+
+    @property
+    def image_dtype(self) -> torch.dtype:
+        return next(self.model.vision_model.parameters()).dtype
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
 
 
-def expand_for_images(values: Tensor, is_image: Tensor, image_tokens: int, length: int, fill: int) -> Tensor:
-    """Map [b, s] per-token values to LLaVA's expanded space: each image placeholder becomes `image_tokens`
-    copies, exactly where LLaVAModel places the ViT tokens; rows are cut or padded (`fill`) to `length`."""
-    repeats = torch.where(is_image, image_tokens, 1)
-    out = torch.full((values.shape[0], length), fill, dtype=values.dtype, device=values.device)
-    for row in range(values.shape[0]):  # b is the micro-batch size (a handful), not a data loop
-        expanded = torch.repeat_interleave(values[row], repeats[row])[:length]
-        out[row, : expanded.numel()] = expanded
-    return out
+@dataclass(frozen=True, kw_only=True)
+class Expansion:
+    """Where LLaVAModel puts every token of a [b, s] batch once each image placeholder becomes
+    `image_tokens` embeddings: expanded position q holds token `source[b, q]` (valid where `valid`), and
+    `last` marks the final copy of every token (the only copy of a text token)."""
+
+    source: Tensor  # [b, L] long, index into the token axis (clamped where not valid)
+    valid: Tensor  # [b, L] bool, False on the zero-embedding fill after a row's last token
+    last: Tensor  # [b, L] bool
+
+    @classmethod
+    def of(cls, is_image: Tensor, image_tokens: int, length: int) -> Expansion:
+        b, s = is_image.shape
+        ends = torch.where(is_image, image_tokens, 1).cumsum(1)  # exclusive end of each token's run
+        q = torch.arange(length, device=is_image.device).expand(b, length).contiguous()
+        source = torch.searchsorted(ends, q, right=True)
+        valid = source < s
+        source = source.clamp(max=s - 1)
+        last = valid & (q == ends.gather(1, source) - 1)
+        return cls(source=source, valid=valid, last=last)
+
+    def spread(self, values: Tensor, fill: int | float) -> Tensor:
+        """Every copy of a token carries its value (document ids)."""
+        return torch.where(self.valid, values.gather(1, self.source), fill)
+
+    def at_last(self, values: Tensor, fill: int | float) -> Tensor:
+        """Only a token's last copy carries its value. For per-LABEL values (loss weights, label classes)
+        that is exact: the last copy of token i is the position that predicts token i+1."""
+        return torch.where(self.last, values.gather(1, self.source), fill)
+
+
+def expanded_length(is_image: Tensor, image_tokens: int, max_length: int) -> int:
+    """LLaVAModel's combined length: the longest expanded row (padding included), cut at its maximum."""
+    longest = int(is_image.sum(1).max()) * (image_tokens - 1) + is_image.shape[1] if is_image.numel() else 0
+    return min(longest, max_length)
 
 
 def expanded_positions(document_ids: Tensor) -> Tensor:
@@ -55,6 +92,36 @@ def expanded_positions(document_ids: Tensor) -> Tensor:
     return idx - first
 
 
+def expand_batch(batch: dict, *, image_token_index: int, image_tokens: int, max_length: int) -> dict:
+    """A LLaVA batch in the language model's image-expanded space (idempotent).
+
+    `loss_mask` and `label_classes` become [b, L]: the weight of predicting token i+1 sits on the last copy
+    of token i, image embeddings that predict the next image embedding get 0, and so does a text token
+    whose next token is an image placeholder (LLaVAModel gives that position no label). `lm_document_ids`
+    and `lm_position_ids` are the document ids and per-document positions of the L positions; the
+    token-space loss mask is kept as `text_loss_mask` (LLaVAModel's forward requires one).
+    We do not use LLaVAModel's returned loss mask: it also zeroes the first text token after every image,
+    which would drop real weight and make the loss's weight sum differ from the batch's."""
+    if "lm_document_ids" in batch:
+        return batch
+    tokens = batch["tokens"]
+    is_image = tokens == image_token_index
+    n_img = int(is_image.sum())
+    if "images" not in batch or n_img != batch["images"].shape[0]:
+        got = batch["images"].shape[0] if "images" in batch else "no"
+        raise ValueError(f"batch has {n_img} image placeholders (token {image_token_index}) but {got} images")
+    x = Expansion.of(is_image, image_tokens, expanded_length(is_image, image_tokens, max_length))
+    next_is_image = torch.zeros_like(is_image)
+    next_is_image[:, :-1] = is_image[:, 1:]
+    weights = batch["loss_mask"].masked_fill(next_is_image, 0)
+    xdocs = x.spread(batch["document_ids"], -1)
+    out = {**batch, "text_loss_mask": batch["loss_mask"], "loss_mask": x.at_last(weights, 0),
+           "lm_document_ids": xdocs, "lm_position_ids": expanded_positions(xdocs)}
+    if batch.get("label_classes") is not None:
+        out["label_classes"] = x.at_last(batch["label_classes"].long(), PAD_CLASS)
+    return out
+
+
 def forward_step(sm: StepModel, loss: WeightedLoss, data_iterator: Iterator[dict], model: Any) -> tuple:
     batch = next(data_iterator)
     docs, pos = batch["document_ids"], batch["position_ids"]
@@ -63,24 +130,17 @@ def forward_step(sm: StepModel, loss: WeightedLoss, data_iterator: Iterator[dict
         ce = model(batch["tokens"], pos, None, labels=batch["labels"])
         return ce, functools.partial(loss, batch["loss_mask"], batch.get("label_classes"))
 
-    is_image = batch["tokens"] == sm.image_token_index
-    n_img = int(is_image.sum())
-    if n_img != batch["images"].shape[0]:
-        raise ValueError(f"batch has {n_img} image placeholders but {batch['images'].shape[0]} images")
-    s = batch["tokens"].shape[1]
-    length = min(int((is_image.sum(1) * (sm.image_tokens - 1) + s).max()), sm.model.language_model.max_sequence_length)
-    xdocs = expand_for_images(docs, is_image, sm.image_tokens, length, -1)
-    sm.state.set(xdocs, expanded_positions(xdocs))
-    classes = batch.get("label_classes")
-    if classes is not None:
-        classes = expand_for_images(classes.long(), is_image, sm.image_tokens, length, 255)
-        classes[expand_for_images(is_image.long(), is_image, sm.image_tokens, length, 1).bool()] = 255
-    ce, xmask = model(
-        batch["images"], batch["tokens"], pos, None, labels=batch["labels"], loss_mask=batch["loss_mask"],
-        num_image_tiles=torch.ones(n_img, dtype=torch.int, device=batch["tokens"].device),
+    batch = expand_batch(batch, image_token_index=sm.image_token_index, image_tokens=sm.image_tokens,
+                         max_length=sm.max_length)
+    sm.state.set(batch["lm_document_ids"], batch["lm_position_ids"])
+    images = batch["images"]
+    ce, _ = model(
+        images.to(sm.image_dtype), batch["tokens"], pos, None, labels=batch["labels"],
+        loss_mask=batch["text_loss_mask"],
+        num_image_tiles=torch.ones(images.shape[0], dtype=torch.int, device=batch["tokens"].device),
         image_token_index=sm.image_token_index,
     )
-    return ce, functools.partial(loss, xmask, classes)
+    return ce, functools.partial(loss, batch["loss_mask"], batch.get("label_classes"))
 
 
 def train_step(
@@ -90,6 +150,9 @@ def train_step(
     """Forward+backward over `micro_batches` (gradient accumulation), DP gradient sum, optimizer step."""
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
+    if sm.image_token_index is not None:  # the loss weights live in image-expanded space: sum those
+        micro_batches = [expand_batch(b, image_token_index=sm.image_token_index, image_tokens=sm.image_tokens,
+                                      max_length=sm.max_length) for b in micro_batches]
     weight_total = global_weight_sum([b["loss_mask"] for b in micro_batches], dp_group)
     loss = WeightedLoss(weight_total=weight_total, num_microbatches=len(micro_batches), dp_size=1)
     if optimizer is not None:
@@ -118,6 +181,11 @@ def sum_gradients(model: torch.nn.Module, dp_group: Any) -> None:
     """Sum gradients over data-parallel replicas (one flat all-reduce)."""
     if dp_group is None or not torch.distributed.is_initialized() or torch.distributed.get_world_size(dp_group) == 1:
         return
+    for p in model.parameters():
+        if p.requires_grad and p.grad is None:
+            # A rank whose micro-batches had no image leaves the ViT without gradients; every rank must
+            # all-reduce the same list of tensors, so those count as zeros.
+            p.grad = torch.zeros_like(p)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     flat = torch._utils._flatten_dense_tensors(grads)
     torch.distributed.all_reduce(flat, group=dp_group)

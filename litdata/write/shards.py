@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import webdataset as wds
 
+from litdata.hashing import file_sha256
 from litdata.pack import PackedSequence
 
 SHARD_PATTERN = "shard-{:06d}.tar"
@@ -53,14 +54,6 @@ class _HashingFile:
 
     def flush(self) -> None:
         self.f.flush()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -126,7 +119,7 @@ class ShardWriter:
         self._file.close()
         final = self.out_dir / self._name
         sha = self._hash.sha.hexdigest()
-        if final.is_file() and _file_sha256(final) == sha:
+        if final.is_file() and file_sha256(final) == sha:
             self._tmp.unlink()  # a resumed run: the shard from before the crash is verified complete; keep it
         else:
             os.replace(self._tmp, final)
