@@ -29,6 +29,7 @@ from benchmarks.baselines.packing import (
     greedy_knapsack,
     greedy_knapsack_buffered,
     no_packing,
+    subset_sum_fill,
 )
 from benchmarks.report import Table, add_common_arguments, emit, machine
 
@@ -92,6 +93,7 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
                      lambda L, c, b=b: greedy_knapsack_buffered(L, c, b)) for b in args.buffers]  # fmt: skip
         if len(lengths) <= args.whole_knapsack_max:
             methods.append(("greedy knapsack, whole dataset at once", greedy_knapsack))
+            methods.append(("subset-sum fill of each sequence (a reference, not a user's tool)", subset_sum_fill))
         methods += [("first-fit decreasing, whole dataset at once", first_fit_decreasing),
                     ("no packing (pad every record)", no_packing)]  # fmt: skip
         for name, fn in methods:
@@ -167,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         "--whole-knapsack-max",
         type=int,
         default=100_000,
-        help="run whole-dataset greedy knapsack (quadratic list pops) only up to this many documents",
+        help="run whole-dataset greedy knapsack (quadratic list pops) and the subset-sum reference only up to "
+        "this many documents",
     )
     ap.add_argument("--tokenizer", default=str(DEMO_TOKENIZER_DIR))
     ap.add_argument("--seed", type=int, default=0)

@@ -105,6 +105,7 @@ def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> I
 
 def compile_dataset(cfg: CompileConfig) -> CompileResult:
     from litdata.classify.mining import mine_templates
+    from litdata.classify.settings import MiningSettings
     from litdata.read import ReadLimits, read_sources
     from litdata.tokens import load_tokenizer
 
@@ -117,7 +118,7 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     def conversations() -> Iterator[Conversation]:
         return (c for c in read_sources(cfg.sources, limits) if isinstance(c, Conversation))
 
-    table = mine_templates(conversations(), cfg.mining, progress=cfg.progress)
+    table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
                       max_pixels=cfg.max_pixels, template_shapes=table.template_shapes(), harmful=cfg.harmful)

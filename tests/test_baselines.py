@@ -17,6 +17,7 @@ from benchmarks.baselines.packing import (
     greedy_knapsack,
     greedy_knapsack_buffered,
     no_packing,
+    subset_sum_fill,
 )
 from benchmarks.bench_compile import text_only
 
@@ -115,7 +116,8 @@ def test_first_fit_decreasing_opens_a_bin_only_when_nothing_fits():
        st.integers(min_value=1, max_value=50))  # fmt: skip
 def test_packers_never_overfill_and_place_every_item_once(lengths, capacity, buffer):
     for bins in (greedy_knapsack(lengths, capacity), greedy_knapsack_buffered(lengths, capacity, buffer),
-                 first_fit_decreasing(lengths, capacity), no_packing(lengths, capacity)):  # fmt: skip
+                 first_fit_decreasing(lengths, capacity), no_packing(lengths, capacity),
+                 subset_sum_fill(lengths, capacity)):  # fmt: skip
         check_bins(lengths, bins, capacity)
     if lengths:
         assert len(first_fit_decreasing(lengths, capacity)) >= -(-sum(lengths) // capacity)
@@ -133,3 +135,9 @@ def test_efficiency_of_padding_every_record():
     assert efficiency(lengths, no_packing(lengths, 2048), 2048) == pytest.approx(3584 / (3 * 2048))
     with pytest.raises(ValueError, match="larger"):
         greedy_knapsack([4097], 4096)
+
+
+def test_subset_sum_fill_finds_the_exact_fills_that_first_fit_decreasing_misses():
+    lengths = [6, 5, 4, 4, 3, 3, 3, 2]  # sums to 30: three sequences of exactly 10 exist
+    assert [sorted(lengths[i] for i in b) for b in subset_sum_fill(lengths, 10)] == [[4, 6], [2, 3, 5], [3, 3, 4]]
+    assert len(first_fit_decreasing(lengths, 10)) == 4  # 6+4 | 5+4 | 3+3+3 | 2

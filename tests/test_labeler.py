@@ -112,3 +112,14 @@ def test_nothing_to_look_for_labels_nothing_without_loading_spacy():
     labeler = TurnLabeler(template_shapes=frozenset(), harmful=HarmfulSettings())
     assert labeler.label([(Role.USER, "How to make a bomb?")]) == [[]]
     assert labeler._splitter is None
+
+
+def test_splitter_survives_its_cache_being_cleared_mid_batch():
+    """Regression: a batch whose cached segments were evicted by the same call raised KeyError."""
+    from litdata.classify.sentences import SentenceSplitter
+
+    splitter = SentenceSplitter(cache_size=3)
+    first = splitter.split(["Alpha one.", "Beta two."])
+    again = splitter.split(["Alpha one.", "Gamma three.", "Delta four.", "Epsilon five."])
+    assert again[0] == first[0]
+    assert [len(s) for s in again] == [1, 1, 1, 1]

@@ -94,15 +94,17 @@ class SentenceSplitter:
     def split(self, texts: Sequence[str]) -> list[list[Sentence]]:
         """Sentences of every text, with offsets into that text, in order."""
         segs = [segments(t) for t in texts]
-        todo = list(dict.fromkeys(t[a:b] for t, ss in zip(texts, segs) for a, b in ss if t[a:b] not in self._cache))
-        fresh = self._process(todo)
+        needed = dict.fromkeys(t[a:b] for t, ss in zip(texts, segs) for a, b in ss)
+        # Take the cached entries before _process, which may clear the cache when it is full.
+        known = {seg: self._cache[seg] for seg in needed if seg in self._cache}
+        fresh = self._process([seg for seg in needed if seg not in known])
+        fresh.update(known)
         out: list[list[Sentence]] = []
         for text, ss in zip(texts, segs):
             sents: list[Sentence] = []
             for a, b in ss:
                 seg = text[a:b]
-                found = fresh.get(seg)
-                for s in found if found is not None else self._cache[seg]:
+                for s in fresh[seg]:
                     sents.append(Sentence(start=a + s.start, end=a + s.end, lexicon_hit=s.lexicon_hit))
             out.append(sents)
         return out
