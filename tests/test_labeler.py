@@ -123,3 +123,24 @@ def test_splitter_survives_its_cache_being_cleared_mid_batch():
     again = splitter.split(["Alpha one.", "Gamma three.", "Delta four.", "Epsilon five."])
     assert again[0] == first[0]
     assert [len(s) for s in again] == [1, 1, 1, 1]
+
+
+def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
+    """The fast path (spaCy only on segments that contain a template piece or a lexicon phrase) must give
+    exactly the labels of splitting everything, on the demo data with its mined templates."""
+    from litdata.classify.mining import mine_templates
+    from litdata.classify.settings import HarmfulSettings, MiningSettings
+    from litdata.demo import DEMO_SOURCES
+    from litdata.read import read_sources
+    from litdata.records import Conversation
+
+    convs = [c for c in read_sources(DEMO_SOURCES) if isinstance(c, Conversation)]
+    shapes = mine_templates(convs, MiningSettings()).template_shapes()
+    harmful = HarmfulSettings(phrases=("circle", "blue square", "answer"))  # common words: many hits
+    records = [[(t.role, t.text) for t in c.turns] for c in convs]
+    fast = TurnLabeler(template_shapes=shapes, harmful=harmful)
+    slow = TurnLabeler(template_shapes=shapes, harmful=harmful)
+    slow._needs_spacy = lambda segment: True
+    got, want = fast.label_many(records), slow.label_many(records)
+    assert got == want
+    assert sum(len(t) for r in got for t in r) > 100

@@ -1,4 +1,5 @@
-"""The training entry point: TP=2 under torchrun lowers the loss, and a resumed run repeats the same steps."""
+"""The training entry point on the compiled demo: TP=2 under torchrun lowers the loss, and a resumed run
+repeats the same steps."""
 
 from __future__ import annotations
 
@@ -12,16 +13,28 @@ import pytest
 
 pytest.importorskip("megatron.core")
 
-from tests.megatron_utils import free_port, write_synthetic_shards  # noqa: E402
+from tests.megatron_utils import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SEQ = 512
 
 
-def train(tmp: Path, log: str, *extra: str) -> list[dict]:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """The bundled demo compiled at seq 512 with 16 slots per image (122 packed sequences; a GPTModel reads each
+    image placeholder as one token), vocabulary from the manifest."""
+    from litdata.cli import main
+
+    out = tmp_path_factory.mktemp("train") / "demo"
+    assert main(["demo", "--out", str(out), "--seq-len", str(SEQ), "--image-tokens", "16", "--no-progress"]) == 0
+    return out
+
+
+def train(data: Path, tmp: Path, log: str, *extra: str) -> list[dict]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", f"--master-port={free_port()}",
-           "-m", "adapters.megatron.train", "--data", str(tmp / "shards"), "--vocab-size", "200",
-           "--tensor-model-parallel-size", "2", "--model", "tiny", "--seq-length", "128", "--micro-batch-size", "4",
-           "--lr", "3e-3", "--steps", "20", "--log-json", str(tmp / log), *extra]
+           "-m", "adapters.megatron.train", "--data", str(data), "--tensor-model-parallel-size", "2",
+           "--model", "tiny", "--micro-batch-size", "4", "--lr", "3e-3", "--steps", "20",
+           "--log-json", str(tmp / log), *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -29,25 +42,23 @@ def train(tmp: Path, log: str, *extra: str) -> list[dict]:
 
 
 @pytest.mark.distributed
-def test_twenty_steps_lower_the_loss_and_resume_repeats_them(tmp_path):
-    write_synthetic_shards(str(tmp_path / "shards"), sequences=96, seq_len=128, vocab=200)
-    full = train(tmp_path, "full.jsonl", "--save", str(tmp_path / "ckpt"), "--save-interval", "10")
+def test_twenty_steps_lower_the_loss_and_resume_repeats_them(demo, tmp_path):
+    full = train(demo, tmp_path, "full.jsonl", "--save", str(tmp_path / "ckpt"), "--save-interval", "10")
     assert [r["step"] for r in full] == list(range(1, 21))
     assert sum(r["loss"] for r in full[-5:]) / 5 < full[0]["loss"] - 0.1
     assert all(r["supervised_tokens"] > 0 and r["response_loss"] is not None for r in full)
 
-    resumed = train(tmp_path, "resumed.jsonl", "--load", str(tmp_path / "ckpt" / "iter_0000010"))
+    resumed = train(demo, tmp_path, "resumed.jsonl", "--load", str(tmp_path / "ckpt" / "iter_0000010"))
     assert [r["step"] for r in resumed] == list(range(11, 21))
     for a, b in zip(full[10:], resumed):
         assert b["supervised_tokens"] == a["supervised_tokens"]  # same batches
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
 
 
-def test_vit_mode_reports_instruction_loss_without_training_on_it(tmp_path):
-    write_synthetic_shards(str(tmp_path / "shards"), sequences=16, seq_len=64, vocab=200)
+def test_vit_mode_reports_instruction_loss_without_training_on_it(demo, tmp_path):
     env = dict(os.environ, MASTER_PORT=str(free_port()), PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "adapters.megatron.train", "--data", str(tmp_path / "shards"), "--vocab-size",
-           "200", "--seq-length", "64", "--steps", "2", "--mode", "vit", "--log-json", str(tmp_path / "v.jsonl")]
+    cmd = [sys.executable, "-m", "adapters.megatron.train", "--data", str(demo), "--steps", "2", "--mode", "vit",
+           "--log-json", str(tmp_path / "v.jsonl")]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]

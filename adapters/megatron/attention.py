@@ -172,3 +172,29 @@ class DocumentAttention(MegatronModule):
                 q, k, v, attn_mask=mask, scale=self.scale, dropout_p=self.dropout if self.training else 0.0
             )
         return out.permute(2, 0, 1, 3).reshape(sq, b, -1)
+
+
+class VisionAttention(DocumentAttention):
+    """Bidirectional core attention for the CLIP ViT (every patch sees every patch of its image).
+
+    Megatron's local `DotProductAttention` takes its score buffer from the CUDA global memory buffer and
+    materialises [b, np, s, s]; `scaled_dot_product_attention` needs neither and picks a fused kernel on GPU.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("state", None)
+        super().__init__(*args, state=DocumentState(), **kwargs)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, attention_mask: Optional[Tensor] = None,
+                *args: Any, **kwargs: Any) -> Tensor:
+        if attention_mask is not None:
+            raise ValueError("VisionAttention attends over the whole image; it takes no attention mask")
+        sq, b = query.shape[0], query.shape[1]
+        q, k, v = (t.permute(1, 2, 0, 3) for t in (query, key, value))
+        if self.heads != self.groups:
+            rep = self.heads // self.groups
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        out = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, scale=self.scale, dropout_p=self.dropout if self.training else 0.0
+        )
+        return out.permute(2, 0, 1, 3).reshape(sq, b, -1)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from adapters.megatron.attention import DocumentAttention, DocumentState
+from adapters.megatron.attention import DocumentAttention, DocumentState, VisionAttention
 from adapters.megatron.rope import install_document_rope
 
 
@@ -132,16 +133,17 @@ def build_gpt(args: ModelArgs, *, vocab_size: int, tp_size: int, on_gpu: bool) -
 
 
 def vit_layer_spec() -> Any:
-    """Megatron's local ViT layer spec with bidirectional attention.
+    """Megatron's local ViT layer spec with `VisionAttention` (bidirectional SDPA) as core attention.
 
-    The local spec (0.16) asks for a causal mask, unlike its Transformer Engine twin (`no_mask`): a CLIP ViT
-    attends over all patches, so we set `no_mask` explicitly (a no-op where a version already does)."""
+    The stock local spec asks its `DotProductAttention` for a causal mask (its Transformer Engine twin uses
+    `no_mask`; a CLIP ViT attends over all patches) and takes the score buffer from CUDA memory."""
     from megatron.core.models.vision.vit_layer_specs import get_vit_layer_with_local_spec
     from megatron.core.transformer.enums import AttnMaskType
 
     spec = copy.deepcopy(get_vit_layer_with_local_spec())
-    spec.submodules.self_attention.params = {**spec.submodules.self_attention.params,
-                                             "attn_mask_type": AttnMaskType.no_mask}
+    attention = spec.submodules.self_attention
+    attention.params = {**attention.params, "attn_mask_type": AttnMaskType.no_mask}
+    attention.submodules.core_attention = VisionAttention
     return spec
 
 
@@ -194,8 +196,9 @@ def build_llava(
     """LLaVAModel = Megatron's CLIP ViT (local spec, class token dropped) + 2-layer MLP projection + our
     document-masked language model. Every image becomes `vision_tokens(args)` embeddings in the language
     model's sequence (checked against the model's own `img_seq_len`)."""
-    from megatron.core.models.gpt.gpt_layer_specs import get_mlp_module_spec
     from megatron.core.models.multimodal.llava_model import LLaVAModel
+    from megatron.core.tensor_parallel.layers import ColumnParallelLinear, RowParallelLinear
+    from megatron.core.transformer.mlp import MLPSubmodules
 
     state = DocumentState()
     lang = transformer_config(args, tp_size=tp_size, on_gpu=on_gpu)
@@ -224,7 +227,8 @@ def build_llava(
             vision_transformer_layer_spec=vit_layer_spec(),
             drop_vision_class_token=True,
             vision_projection_config=proj,
-            vision_projection_layer_spec=get_mlp_module_spec(use_te=False).submodules,
+            # Built directly: `get_mlp_module_spec` returns a ModuleSpec in 0.16 but a partial in 0.19.
+            vision_projection_layer_spec=MLPSubmodules(linear_fc1=ColumnParallelLinear, linear_fc2=RowParallelLinear),
             language_position_embedding_type="rope",
             language_rotary_base=args.rotary_base,
             img_h=args.img_size,
@@ -234,6 +238,12 @@ def build_llava(
         )
     if model.img_seq_len != vision_tokens(args):
         raise ValueError(f"LLaVAModel emits {model.img_seq_len} tokens per image, expected {vision_tokens(args)}")
+    if not hasattr(model, "model_type"):
+        # Megatron's schedules read it; its training scripts set it from outside (the ViT and the language
+        # model run in one stage here, so this is a plain encoder-or-decoder model).
+        from megatron.core.transformer.enums import ModelType
+
+        model.model_type = ModelType.encoder_or_decoder
     if args.bf16:
         # The ViT's patch convolution is a plain torch Conv2d created in float32; the rest follows params_dtype.
         model.to(torch.bfloat16)

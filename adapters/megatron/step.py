@@ -10,8 +10,9 @@ For LLaVA the language model runs in image-expanded space: see `expand_batch`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ class StepModel:
     def max_length(self) -> int:
         """The language model's maximum (image-expanded) sequence length."""
         lm = getattr(self.model, "language_model", self.model)
-        return int(getattr(lm, "max_sequence_length"))
+        return int(lm.max_sequence_length)
 
     @property
     def image_dtype(self) -> torch.dtype:
@@ -66,11 +67,11 @@ class Expansion:
         last = valid & (q == ends.gather(1, source) - 1)
         return cls(source=source, valid=valid, last=last)
 
-    def spread(self, values: Tensor, fill: int | float) -> Tensor:
+    def spread(self, values: Tensor, fill: float) -> Tensor:
         """Every copy of a token carries its value (document ids)."""
         return torch.where(self.valid, values.gather(1, self.source), fill)
 
-    def at_last(self, values: Tensor, fill: int | float) -> Tensor:
+    def at_last(self, values: Tensor, fill: float) -> Tensor:
         """Only a token's last copy carries its value. For per-LABEL values (loss weights, label classes)
         that is exact: the last copy of token i is the position that predicts token i+1."""
         return torch.where(self.last, values.gather(1, self.source), fill)

@@ -11,6 +11,7 @@ world_size / TP; global batch = micro batch x micro-batches per step x DP.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -22,7 +23,7 @@ import torch
 from adapters.megatron.models import PRESETS, build_gpt, build_llava, count_parameters, preset, vision_tokens
 
 OVERRIDES = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "num_query_groups",
-             "seq_length", "img_size")
+             "seq_length", "img_size", "patch_dim", "vit_num_layers", "vit_hidden_size", "vit_num_attention_heads")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -35,7 +36,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--micro-batch-size", type=int, default=2)
     p.add_argument("--global-batch-size", type=int, help="default: micro batch x DP (no accumulation)")
     for name in OVERRIDES:
-        p.add_argument("--" + name.replace("_", "-"), type=int, help="override the preset")
+        p.add_argument("--" + name.replace("_", "-"), type=int,
+                       help="default: the manifest's seq_len" if name == "seq_length" else "override the preset")
     p.add_argument("--bf16", action="store_true", default=None, help="override the preset")
     p.add_argument("--no-swiglu", dest="swiglu", action="store_false", default=None)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -89,6 +91,19 @@ def model_flops_per_token(args: Any, n_params: int) -> float:
     return 6.0 * n_params + 6.0 * args.num_layers * args.hidden_size * args.seq_length
 
 
+def check_image_tokens(data: str, compiled: int, margs: Any) -> None:
+    """The shards reserve `image_tokens` positions per image placeholder; the ViT must emit exactly that many."""
+    emitted = vision_tokens(margs)
+    if compiled != emitted:
+        side = round(compiled ** 0.5) * margs.patch_dim
+        hint = f" or --img-size {side}" if round(compiled ** 0.5) ** 2 == compiled else ""
+        raise ValueError(
+            f"{data}: the shards were compiled with image_tokens={compiled} but the ViT ({margs.img_size}px "
+            f"images, patch {margs.patch_dim}, class token dropped) emits {emitted} tokens per image; recompile "
+            f"with --image-tokens {emitted}{hint}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*(Transformer Engine|Apex).*")
     a = parse_args(argv)
@@ -98,12 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from adapters.megatron.data import PackedShardDataset, build_loader
     from adapters.megatron.images import ImageSpec
     from adapters.megatron.reweigh import Reweigh
+    from adapters.megatron.shards import resolve_shards
     from adapters.megatron.step import StepModel, to_device, train_step
     from litdata.classes import parse_weight_overrides
 
     tp = a.tensor_model_parallel_size
-    device, dp_group, dp_rank, dp_size = init_distributed(tp, a.seed)
+    shardset = resolve_shards(a.data)  # checked before any process group exists: fail fast and clearly
     margs = preset(a.model, **{k: getattr(a, k) for k in (*OVERRIDES, "bf16", "swiglu")})
+    if a.seq_length is None and shardset.seq_len is not None:
+        margs = dataclasses.replace(margs, seq_length=shardset.seq_len)
+    if margs.vision:
+        if shardset.config.get("image_token_id") is None:
+            raise ValueError(f"{a.data}: the manifest names no image_token_id; llava needs one")
+        check_image_tokens(a.data, shardset.image_tokens, margs)
+    device, dp_group, dp_rank, dp_size = init_distributed(tp, a.seed)
     accumulate = 1
     if a.global_batch_size:
         if a.global_batch_size % (a.micro_batch_size * dp_size):
@@ -120,18 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"{a.data}: no tokenizer vocab_size in a manifest; pass --vocab-size")
     on_gpu = device.type == "cuda"
     if margs.vision:
-        image_token_index = cfg.get("image_token_id")
-        if image_token_index is None:
-            raise ValueError(f"{a.data}: the manifest names no image_token_id; llava needs one")
-        if dataset.image_tokens != vision_tokens(margs):
-            raise ValueError(
-                f"{a.data}: shards were compiled with image_tokens={dataset.image_tokens} but the ViT "
-                f"({margs.img_size}px, patch {margs.patch_dim}) emits {vision_tokens(margs)} tokens per image; "
-                f"recompile with --image-tokens {vision_tokens(margs)} or change --img-size"
-            )
+        image_token_index = cfg["image_token_id"]
         model, state = build_llava(margs, vocab_size=int(vocab), tp_size=tp, on_gpu=on_gpu,
                                    image_token_index=int(image_token_index))
-        sm_kw = {"image_token_index": int(image_token_index), "image_tokens": dataset.image_tokens}
+        sm_kw = {"image_token_index": int(image_token_index), "image_tokens": int(model.img_seq_len)}
     else:
         model, state = build_gpt(margs, vocab_size=int(vocab), tp_size=tp, on_gpu=on_gpu)
         sm_kw = {}

@@ -45,6 +45,16 @@ class TurnLabeler:
         self._splitter: SentenceSplitter | None = None
         self._model: ModelDetector | None = None
         self._scores: dict[str, float] = {}
+        self._anchors = _anchors(self.template_shapes, self.harmful.phrases if self.harmful else ())
+
+    def _needs_spacy(self, segment: str) -> bool:
+        """False when `segment` can hold neither a template sentence nor a lexicon phrase, so that spaCy can
+        skip it. Exact: a sentence whose shape is a template contains the template's longest literal piece,
+        and a PhraseMatcher hit contains its phrase, both once case and whitespace are ignored."""
+        if self._anchors is None or (self.harmful is not None and self.harmful.model_path):
+            return True
+        flat = "".join(segment.lower().split())
+        return any(a in flat for a in self._anchors)
 
     def __getstate__(self) -> dict:
         return {"template_shapes": self.template_shapes, "harmful": self.harmful}
@@ -76,7 +86,7 @@ class TurnLabeler:
         sentences: list[list[Sentence]] = [[] for _ in flat]
         if wanted:  # no spaCy load (a few hundred MB per worker) when there is nothing to look for
             splitter = self._ensure_loaded()
-            for i, sents in zip(wanted, splitter.split([flat[i][1] for i in wanted])):
+            for i, sents in zip(wanted, splitter.split([flat[i][1] for i in wanted], self._needs_spacy)):
                 sentences[i] = sents
         scores = self._model_scores(flat, sentences)
         labels = [self._turn_labels(role, text, sents, scores) for (role, text), sents in zip(flat, sentences)]
@@ -149,3 +159,19 @@ def _widen(text: str, labels: list[SpanLabel]) -> list[SpanLabel]:
             right = min(right, labels[i + 1].start)
         out.append(replace(lab, start=left, end=right))
     return out
+
+
+_PLACEHOLDER_RE = re.compile(r"<num>|<box>|<arg>")
+
+
+def _anchors(template_shapes: frozenset[str], phrases: Sequence[str]) -> tuple[str, ...] | None:
+    """Lower-cased, whitespace-free pieces one of which every matching segment contains; None: no such
+    piece exists for some template (a shape made only of placeholders), so every segment needs spaCy."""
+    out = []
+    for shape in template_shapes:
+        piece = max(("".join(part.split()) for part in _PLACEHOLDER_RE.split(shape)), key=len)
+        if not piece:
+            return None
+        out.append(piece)
+    out.extend("".join(p.lower().split()) for p in phrases)
+    return tuple(dict.fromkeys(a for a in out if a))

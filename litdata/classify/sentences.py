@@ -15,7 +15,7 @@ a bounded cache keyed by the segment text.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from litdata.records.conversation import IMAGE_PLACEHOLDER
@@ -91,10 +91,19 @@ class SentenceSplitter:
         self.batch_size = batch_size
         self._cache: dict[str, tuple[Sentence, ...]] = {}
 
-    def split(self, texts: Sequence[str]) -> list[list[Sentence]]:
-        """Sentences of every text, with offsets into that text, in order."""
+    def split(self, texts: Sequence[str], needs_spacy: Callable[[str], bool] | None = None) -> list[list[Sentence]]:
+        """Sentences of every text, with offsets into that text, in order.
+
+        `needs_spacy(segment)`, when given, says which segments can hold anything the caller looks for; the
+        others are returned as one sentence each without running spaCy (the caller must only use them to
+        know that a segment is there).
+        """
         segs = [segments(t) for t in texts]
-        needed = dict.fromkeys(t[a:b] for t, ss in zip(texts, segs) for a, b in ss)
+        if needs_spacy is not None:
+            segs_kept = [[(a, b) for a, b in ss if needs_spacy(t[a:b])] for t, ss in zip(texts, segs)]
+        else:
+            segs_kept = segs
+        needed = dict.fromkeys(t[a:b] for t, ss in zip(texts, segs_kept) for a, b in ss)
         # Take the cached entries before _process, which may clear the cache when it is full.
         known = {seg: self._cache[seg] for seg in needed if seg in self._cache}
         fresh = self._process([seg for seg in needed if seg not in known])
@@ -104,6 +113,9 @@ class SentenceSplitter:
             sents: list[Sentence] = []
             for a, b in ss:
                 seg = text[a:b]
+                if seg not in fresh:  # a segment needs_spacy ruled out
+                    sents.append(Sentence(start=a, end=b))
+                    continue
                 for s in fresh[seg]:
                     sents.append(Sentence(start=a + s.start, end=a + s.end, lexicon_hit=s.lexicon_hit))
             out.append(sents)
