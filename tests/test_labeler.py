@@ -144,3 +144,24 @@ def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
     got, want = fast.label_many(records), slow.label_many(records)
     assert got == want
     assert sum(len(t) for r in got for t in r) > 100
+
+
+def test_segments_without_inner_punctuation_skip_spacy_with_the_same_sentences():
+    """The splitter skips spaCy for segments it cannot split; check against spaCy itself on tricky text and on
+    every user-turn segment of the demo."""
+    from litdata.classify.sentences import _unsplittable, make_nlp, segments
+    from litdata.demo import DEMO_SOURCES
+    from litdata.read import read_sources
+    from litdata.records import Conversation
+
+    nlp = make_nlp()
+    tricky = ['What is "x"?', "Hello world?!", "A. cat", "What? [0.1, 0.2]", "e.g. this", "pi is 3.14 ok",
+              "Why?) yes", "Describe it in detail", "Is it red? Or blue", "Wait... what", "Say ¿qué? now"]
+    demo = [t.text[a:b] for c in read_sources(DEMO_SOURCES) if isinstance(c, Conversation)
+            for t in c.turns for a, b in segments(t.text)]
+    fast = 0
+    for seg in tricky + demo:
+        if _unsplittable(seg):
+            fast += 1
+            assert [(s.start_char, s.end_char) for s in nlp(seg).sents] == [(0, len(seg))], seg
+    assert fast > len(demo) // 2

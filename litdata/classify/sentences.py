@@ -55,6 +55,24 @@ def segments(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _punct_chars() -> str:
+    from spacy.pipeline import Sentencizer
+
+    return "".join(sorted(Sentencizer.default_punct_chars))
+
+
+_PUNCT = _punct_chars()
+_PUNCT_RE = re.compile(f"[{re.escape(_PUNCT)}]")
+_TRAILING = _PUNCT + " \t\r\n"
+
+
+def _unsplittable(segment: str) -> bool:
+    """True when spaCy's sentencizer would return `segment` (already trimmed) as one sentence: it only starts
+    a sentence at a non-punctuation token after a token that is one of its punctuation characters, so a
+    segment whose punctuation characters all sit in its trailing run cannot be split."""
+    return _PUNCT_RE.search(segment.rstrip(_TRAILING)) is None
+
+
 def _doc_sentences(doc, matcher) -> tuple[Sentence, ...]:
     """Sentences of one segment doc (offsets relative to the segment), with lexicon hits attached."""
     sents = list(doc.sents)
@@ -122,10 +140,16 @@ class SentenceSplitter:
         return out
 
     def _process(self, todo: list[str]) -> dict[str, tuple[Sentence, ...]]:
-        fresh = {
-            seg: _doc_sentences(doc, self.matcher)
+        fresh: dict[str, tuple[Sentence, ...]] = {}
+        if self.matcher is None:
+            # Most segments (one question, one instruction) hold no sentence punctuation before their end, so
+            # the sentencizer cannot split them: skip spaCy for those, it is most of the mining pass's time.
+            fresh = {seg: (Sentence(start=0, end=len(seg)),) for seg in todo if _unsplittable(seg)}
+            todo = [seg for seg in todo if seg not in fresh]
+        fresh.update(
+            (seg, _doc_sentences(doc, self.matcher))
             for seg, doc in zip(todo, self.nlp.pipe(todo, batch_size=self.batch_size))
-        }
+        )
         if len(self._cache) + len(fresh) > self.cache_size:
             # Clearing is cheaper and simpler than LRU bookkeeping; frequent segments come back at once.
             self._cache.clear()
