@@ -57,9 +57,10 @@ def sample_lengths(records: int, work: Path, tokenizer: str, seed: int) -> np.nd
     return np.asarray(rows, dtype=np.int64)
 
 
-def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tokens: int) -> list[list[int]]:
-    """litdata's BestFitPacker on stand-in Documents of the right lengths (zero-stride token arrays, no memory)."""
-    from litdata.pack import BestFitPacker, PackSettings
+def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tokens: int,
+                 algorithm: str = "fill") -> list[list[int]]:
+    """litdata's packer on stand-in Documents of the right lengths (zero-stride token arrays, no memory)."""
+    from litdata.pack import PackSettings, make_packer
     from litdata.records import Document, Provenance
     from litdata.records.document import ImageBlob
 
@@ -69,7 +70,7 @@ def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tok
                      tokens=np.broadcast_to(zero_i, (int(n),)), classes=np.broadcast_to(zero_u, (int(n),)),
                      weights=np.broadcast_to(zero_f, (int(n),)), images=(blob,) * int(k))
             for i, (n, k) in enumerate(zip(tokens, images))]  # fmt: skip
-    packer = BestFitPacker(PackSettings(seq_len=seq_len, image_tokens=image_tokens))
+    packer = make_packer(PackSettings(seq_len=seq_len, image_tokens=image_tokens, algorithm=algorithm))
     t0 = time.perf_counter()
     seqs = list(packer.run(docs))
     litdata_pack.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
@@ -88,19 +89,19 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
     for seq_len in args.seq_lens:
         keep = np.flatnonzero(expanded <= seq_len)
         lengths = expanded[keep].tolist()
-        methods = [("litdata best-fit decreasing, window 8192, carry 256", None)]
+        methods = [("litdata --packing fill (default), window 8192, carry 256", "fill"),
+                   ("litdata --packing best-fit, window 8192, carry 256", "best-fit")]
         methods += [(f"greedy knapsack per buffer of {b} (Megatron-Energon buffer / LLaMA-Factory map batch)",
                      lambda L, c, b=b: greedy_knapsack_buffered(L, c, b)) for b in args.buffers]  # fmt: skip
         if len(lengths) <= args.whole_knapsack_max:
             methods.append(("greedy knapsack, whole dataset at once", greedy_knapsack))
-            methods.append(("subset-sum fill of each sequence (a reference, not a user's tool)", subset_sum_fill))
+            methods.append(("litdata's fill over the whole dataset at once (no windows)", subset_sum_fill))
         methods += [("first-fit decreasing, whole dataset at once", first_fit_decreasing),
                     ("no packing (pad every record)", no_packing)]  # fmt: skip
         for name, fn in methods:
-            if fn is None:
-                bins = litdata_pack(tokens[keep], images[keep], seq_len, args.image_tokens)
+            if isinstance(fn, str):  # litdata itself; document indices are positions in `lengths`
+                bins = litdata_pack(tokens[keep], images[keep], seq_len, args.image_tokens, fn)
                 secs = litdata_pack.seconds  # type: ignore[attr-defined]
-                bins = [[int(np.searchsorted(keep, i)) for i in b] for b in bins]  # back to positions in `lengths`
             else:
                 t0 = time.perf_counter()
                 bins = fn(list(lengths), seq_len)
@@ -113,8 +114,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
                 sequences=len(bins),
                 efficiency=round(eff, 5),
                 seconds=secs,
-                target=f">= {TARGET_4096}" if seq_len == 4096 and fn is None else None,
-                met=(eff >= TARGET_4096) if seq_len == 4096 and fn is None else None,
+                target=f">= {TARGET_4096}" if seq_len == 4096 and isinstance(fn, str) else None,
+                met=(eff >= TARGET_4096) if seq_len == 4096 and isinstance(fn, str) else None,
             )
         dropped = len(expanded) - len(keep)
         if dropped:

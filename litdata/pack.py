@@ -1,18 +1,22 @@
-"""Best-fit-decreasing bin packing of documents into sequences of at most `seq_len` expanded tokens.
+"""Bin packing of documents into sequences of at most `seq_len` expanded tokens.
 
 Lengths are counted with every image placeholder expanded to `image_tokens` positions, since that is what the
-model sees. Documents arrive as a stream; they are packed in windows of `window` documents so memory stays
-bounded, and the `carry` emptiest bins of a window stay open for the next one, which keeps efficiency close to
-that of packing everything at once. The output depends only on the input order, the options and the seed.
+model sees. Documents arrive as a stream and are packed in windows of `window` documents, so memory stays
+bounded. Two algorithms:
+- `fill` (default): subset-sum fill (litdata/binpack.py); the `carry` shortest documents of a window wait for the
+  next one, where they fill gaps;
+- `best-fit`: best-fit decreasing; the `carry` emptiest bins of a window stay open for the next one. Faster,
+  about 3 points less efficient on LLaVA-shaped data at 4096.
+The output depends only on the input order, the options and the seed.
 """
 
 from __future__ import annotations
 
-import bisect
 import random
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from litdata.binpack import best_fit_decreasing, fill_bins
 from litdata.records import Document, Reject
 
 
@@ -29,6 +33,9 @@ class PackedSequence:
     length: int  # expanded length
 
 
+PACKING_ALGORITHMS = ("fill", "best-fit")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PackSettings:
     seq_len: int
@@ -36,9 +43,16 @@ class PackSettings:
     window: int = 8192
     carry: int = 256
     seed: int = 0
+    algorithm: str = "fill"  # "fill" | "best-fit"
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in PACKING_ALGORITHMS:
+            raise ValueError(f"unknown packing {self.algorithm!r} (valid: {', '.join(PACKING_ALGORITHMS)})")
 
 
 class BestFitPacker:
+    """Best-fit decreasing per window; the emptiest bins stay open for the next window."""
+
     def __init__(self, settings: PackSettings) -> None:
         self.s = settings
         self._open: list[Bin] = []
@@ -46,27 +60,17 @@ class BestFitPacker:
         self._flushes = 0
 
     def _pack_window(self, docs: list[Document]) -> list[Bin]:
-        s = self.s
-        bins = self._open
-        # Sorted free capacities for best fit: (free, serial) keys, so ties break by age deterministically.
-        keys = sorted((b.free, b.serial) for b in bins)
-        by_serial = {b.serial: b for b in bins}
-        order = sorted(range(len(docs)), key=lambda i: -docs[i].expanded_length(s.image_tokens))
-        for i in order:
-            doc = docs[i]
-            need = doc.expanded_length(s.image_tokens)
-            j = bisect.bisect_left(keys, (need, -1))
-            if j < len(keys):
-                free, serial = keys.pop(j)
-                b = by_serial[serial]
-            else:
-                b = Bin(serial=self._serial, free=s.seq_len)
-                self._serial += 1
-                by_serial[b.serial] = b
-            b.docs.append(doc)
-            b.free -= need
-            bisect.insort(keys, (b.free, b.serial))
-        return sorted(by_serial.values(), key=lambda b: b.serial)
+        lengths = [d.expanded_length(self.s.image_tokens) for d in docs]
+        assigned = best_fit_decreasing(lengths, self.s.seq_len, free=[b.free for b in self._open])
+        bins = list(self._open)
+        for b, idx in zip(bins, assigned):
+            b.docs.extend(docs[i] for i in idx)
+            b.free -= sum(lengths[i] for i in idx)
+        for idx in assigned[len(bins) :]:
+            bins.append(Bin(serial=self._serial, free=self.s.seq_len - sum(lengths[i] for i in idx),
+                            docs=[docs[i] for i in idx]))
+            self._serial += 1
+        return bins
 
     def _emit(self, bins: list[Bin]) -> list[PackedSequence]:
         rng = random.Random(f"{self.s.seed}:{self._flushes}")
@@ -99,3 +103,30 @@ class BestFitPacker:
                 yield from self.flush(window, final=False)
                 window = []
         yield from self.flush(window, final=True)
+
+
+class FillPacker(BestFitPacker):
+    """Subset-sum fill per window, or best-fit decreasing over the same documents where that needs fewer
+    sequences (it does when short documents abound: fill spends them early); the documents fill leaves over
+    (the shortest) wait for the next window."""
+
+    def __init__(self, settings: PackSettings) -> None:
+        super().__init__(settings)
+        self._waiting: list[Document] = []
+
+    def flush(self, docs: list[Document], final: bool) -> list[PackedSequence]:
+        docs = self._waiting + docs
+        lengths = [d.expanded_length(self.s.image_tokens) for d in docs]
+        bins, rest = fill_bins(lengths, self.s.seq_len, keep=0 if final else self.s.carry)
+        placed = sorted(i for b in bins for i in b)
+        best = best_fit_decreasing([lengths[i] for i in placed], self.s.seq_len)
+        if len(best) < len(bins):
+            bins = [[placed[j] for j in b] for b in best]
+        self._waiting = [docs[i] for i in rest]
+        packed = [Bin(serial=0, free=self.s.seq_len - sum(lengths[i] for i in b), docs=[docs[i] for i in b])
+                  for b in bins]
+        return self._emit(packed)
+
+
+def make_packer(settings: PackSettings) -> BestFitPacker:
+    return FillPacker(settings) if settings.algorithm == "fill" else BestFitPacker(settings)

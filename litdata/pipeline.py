@@ -22,7 +22,7 @@ from litdata.classes import TokenClass, class_weights
 from litdata.encode import EncodeSpec, Encoder
 from litdata.hashing import file_sha256
 from litdata.output import OutputDir
-from litdata.pack import BestFitPacker, PackSettings
+from litdata.pack import PackSettings, make_packer
 from litdata.records import Conversation, Document, Reject
 from litdata.stats import CompileStats
 from litdata.write.shards import ShardWriter
@@ -51,6 +51,7 @@ class CompileConfig:
     harmful: object | None = None  # litdata.classify HarmfulSettings
     batch_size: int = 256
     pack_window: int = 8192
+    packing: str = "fill"
     progress: bool = True
 
     @property
@@ -123,8 +124,8 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
                       max_pixels=cfg.max_pixels, template_shapes=table.template_shapes(), harmful=cfg.harmful)
     stats = CompileStats(seq_len=cfg.seq_len)
-    packer = BestFitPacker(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
-                                        window=cfg.pack_window, seed=cfg.seed))
+    packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
+                                      window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
     writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences)
     bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress, total=None)
     try:
@@ -191,6 +192,7 @@ def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, t
             "max_pixels": cfg.max_pixels,
             "seed": cfg.seed,
             "pack_window": cfg.pack_window,
+            "packing": cfg.packing,
             "max_shard_bytes": cfg.max_shard_bytes,
             "max_shard_sequences": cfg.max_shard_sequences,
             "read_limits": dataclasses.asdict(cfg.read_limits) if cfg.read_limits is not None else None,

@@ -300,3 +300,31 @@ def test_templates_command_on_the_demo_file_with_the_real_reader(tmp_path, capsy
     assert set(pl.read_parquet(out).filter(pl.col("decision") == "template")["example"]) >= {
         "Provide a one-sentence caption for the provided image."
     }
+
+
+def test_lossy_counting_bounds_memory_and_keeps_frequent_shapes_exactly_enough():
+    """With buckets of 100 records: 2,000 records each with a unique question plus a template in 10% of them.
+    The unique shapes are dropped as buckets close; the template survives with a count low by at most
+    records / bucket, and the result does not depend on the chunk size."""
+    import polars as pl
+
+    from litdata.classify.mining import ShapeCounter
+
+    def run(chunk):
+        counter = ShapeCounter(bucket_records=100)
+        peak = 0
+        for start in range(0, 2000, chunk):
+            recs = list(range(start, min(2000, start + chunk)))
+            shapes = [f"unique question {r}?" for r in recs] + ["answer briefly." for r in recs if r % 10 == 0]
+            owners = recs + [r for r in recs if r % 10 == 0]
+            counter.add(pl.DataFrame({"record": owners, "shape": shapes, "example": shapes},
+                                     schema={"record": pl.Int64, "shape": pl.String, "example": pl.String}))
+            counter._merge()
+            peak = max(peak, len(counter._total))
+        return counter.result(), peak
+
+    result, peak = run(37)
+    counts = dict(zip(result["shape"], result["count"]))
+    assert 200 - 2000 // 100 <= counts["answer briefly."] <= 200
+    assert peak < 300  # never near the 2,000 distinct questions
+    assert run(1000)[0].sort("shape").equals(result.sort("shape"))

@@ -108,50 +108,8 @@ def check_bins(lengths: Sequence[int], bins: list[list[int]], capacity: int) -> 
 
 
 def subset_sum_fill(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """A reference, not something users run: each sequence takes the longest document left, then the subset of
-    the remaining documents that fills the rest best (exact bounded subset-sum over the length histogram, numpy
-    bitsets). It shows how much of the gap to 100% is the decreasing heuristics' and how much the distribution's.
-    """
-    if len(lengths) == 0:
-        return []
-    if max(lengths) > capacity:
-        raise ValueError(f"subset-sum fill: an item is larger ({max(lengths)}) than the capacity {capacity}")
-    stacks: dict[int, list[int]] = {}
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        stacks.setdefault(int(lengths[i]), []).append(i)
-    counts = np.zeros(capacity + 1, dtype=np.int64)
-    for n, idx in stacks.items():
-        counts[n] = len(idx)
-    bins: list[list[int]] = []
-    while counts.any():
-        big = int(np.flatnonzero(counts)[-1])
-        counts[big] -= 1
-        chosen = [big]
-        room = capacity - big
-        # 0/1 knapsack over binary-split copies of each length; parent[s] = the copy that first reached sum s.
-        reach = np.zeros(room + 1, dtype=bool)
-        reach[0] = True
-        parent = np.full(room + 1, -1, dtype=np.int64)
-        copies: list[tuple[int, int]] = []  # (length, how many)
-        for n in np.flatnonzero(counts[: room + 1]):
-            left, k = min(int(counts[n]), room // int(n)), 1
-            while left > 0 and not reach[room]:
-                t = min(k, left)
-                w = int(n) * t
-                left, k = left - t, 2 * k
-                newly = np.zeros(room + 1, dtype=bool)
-                newly[w:] = reach[: room + 1 - w]
-                newly &= ~reach
-                parent[newly] = len(copies)
-                reach |= newly
-                copies.append((int(n), t))
-            if reach[room]:
-                break
-        s = int(np.flatnonzero(reach)[-1])
-        while s > 0:
-            n, t = copies[parent[s]]
-            counts[n] -= t
-            chosen += [n] * t
-            s -= n * t
-        bins.append([stacks[n].pop() for n in chosen])
-    return bins
+    """litdata's fill algorithm (`litdata/binpack.py`) over the whole dataset at once, without windows: how much of
+    the gap to 100% is the decreasing heuristics' and how much the length distribution's."""
+    from litdata.binpack import fill_bins
+
+    return fill_bins(lengths, capacity)[0]

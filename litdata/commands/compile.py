@@ -10,6 +10,7 @@ from pathlib import Path
 
 from litdata.classes import MODES, parse_weight_overrides
 from litdata.cli import UsageError
+from litdata.pack import PACKING_ALGORITHMS
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
@@ -58,6 +59,8 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-turn-chars", type=positive_int, default=200_000, help="reject records with a longer turn")
     p.add_argument("--batch-size", type=positive_int, default=256, help="records per encoding batch")
     p.add_argument("--pack-window", type=positive_int, default=8192, help="documents per packing window")
+    p.add_argument("--packing", choices=PACKING_ALGORITHMS, default="fill",
+                   help="fill: subset-sum fill, the tightest (default); best-fit: best-fit decreasing, faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from litdata.classify.options import add_harmful_arguments, add_mining_arguments
 
@@ -95,7 +98,7 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
             overwrite=args.overwrite, max_shard_bytes=args.max_shard_bytes,
             max_shard_sequences=args.max_shard_sequences, max_pixels=args.max_pixels,
             read_limits=ReadLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars),
-            mining=mining, harmful=harmful, batch_size=args.batch_size, pack_window=args.pack_window,
+            mining=mining, harmful=harmful, batch_size=args.batch_size, pack_window=args.pack_window, packing=args.packing,
             progress=not args.no_progress and sys.stderr.isatty(),
         )
         cfg.weights  # validates the overrides against the mode
