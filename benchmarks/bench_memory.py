@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python3 -m benchmarks.bench_memory", description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--sizes", type=int, nargs="+", default=None, help="default 10000 100000 665000; --quick 10000 30000"
+        "--sizes", type=int, nargs="+", default=None, help="default 10000 100000 665000; --quick 3000 15000"
     )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--images", type=int, default=2000, help="pictures in the workload's shared pool")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep each workload and output")
     add_common_arguments(ap)
     args = ap.parse_args(argv)
-    args.sizes = sorted(args.sizes or ([10_000, 30_000] if args.quick else [10_000, 100_000, 665_000]))
+    args.sizes = sorted(args.sizes or ([3_000, 15_000] if args.quick else [10_000, 100_000, 665_000]))
     info, t0 = machine(), time.perf_counter()
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_memory_")))

@@ -48,6 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight", action="append", metavar="CLASS=W", help="per-class weight override")
     p.add_argument("--vocab-size", type=int, help="default: the manifest's tokenizer vocab size")
     p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="skip a corrupt shard (counted in each step's log line) instead of stopping")
     p.add_argument("--attention-backend", choices=("auto", "flex", "sdpa"), default="auto")
     p.add_argument("--save", help="checkpoint folder")
     p.add_argument("--save-interval", type=int, default=0)
@@ -136,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reweigh = Reweigh(mode=a.mode, overrides=parse_weight_overrides(a.weight))
     image_spec = ImageSpec(size=margs.img_size) if margs.vision else None
     dataset = PackedShardDataset(a.data, dp_rank=dp_rank, dp_size=dp_size, seed=a.seed, epochs=None,
-                                 reweigh=reweigh, image_spec=image_spec)
+                                 reweigh=reweigh, image_spec=image_spec, skip_corrupt=a.skip_corrupt)
     cfg = dataset.shardset.config
     vocab = a.vocab_size or (cfg.get("tokenizer") or {}).get("vocab_size")
     if not vocab:
@@ -176,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dt = time.perf_counter() - t0
         tokens = accumulate * a.micro_batch_size * margs.seq_length * dp_size
         line = {"step": step, **report, "tokens_per_s": tokens / dt, "step_time_s": dt}
+        if a.skip_corrupt:
+            skipped = loader.stats
+            line.update(shards_skipped=skipped.shards_skipped, sequences_skipped=skipped.sequences_skipped)
         if on_gpu:
             line["tflops"] = flops_per_token * tokens / dt / 1e12 / (tp * dp_size)  # per GPU
         if log:
