@@ -116,8 +116,13 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     out.prepare(run_key=_run_key(cfg), overwrite=cfg.overwrite)
     inputs = [{"path": s, "sha256": file_sha256(s), "bytes": os.path.getsize(s)} for s in cfg.sources]
 
+    first_pass = {"records": 0}
+
     def conversations() -> Iterator[Conversation]:
-        return (c for c in read_sources(cfg.sources, limits) if isinstance(c, Conversation))
+        for item in read_sources(cfg.sources, limits):
+            first_pass["records"] += 1  # the second pass's progress bar gets a total from this
+            if isinstance(item, Conversation):
+                yield item
 
     table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
@@ -127,7 +132,7 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
     writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences)
-    bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress, total=None)
+    bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress, total=first_pass["records"] or None)
     try:
         with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
 
