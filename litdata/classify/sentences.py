@@ -102,7 +102,7 @@ class SentenceSplitter:
     sentences they fall in. The matcher must not change while the splitter is in use (the cache holds hits).
     """
 
-    def __init__(self, nlp=None, matcher=None, *, cache_size: int = 200_000, batch_size: int = 1000) -> None:
+    def __init__(self, nlp=None, matcher=None, *, cache_size: int = 20_000, batch_size: int = 1000) -> None:
         self.nlp = nlp if nlp is not None else make_nlp()
         self.matcher = matcher
         self.cache_size = cache_size
@@ -140,19 +140,22 @@ class SentenceSplitter:
         return out
 
     def _process(self, todo: list[str]) -> dict[str, tuple[Sentence, ...]]:
-        fresh: dict[str, tuple[Sentence, ...]] = {}
+        quick: dict[str, tuple[Sentence, ...]] = {}
         if self.matcher is None:
             # Most segments (one question, one instruction) hold no sentence punctuation before their end, so
             # the sentencizer cannot split them: skip spaCy for those, it is most of the mining pass's time.
-            fresh = {seg: (Sentence(start=0, end=len(seg)),) for seg in todo if _unsplittable(seg)}
-            todo = [seg for seg in todo if seg not in fresh]
-        fresh.update(
-            (seg, _doc_sentences(doc, self.matcher))
+            # They are not cached either: recomputing is as cheap as a lookup, and caching every distinct
+            # question was most of the compile's memory growth.
+            quick = {seg: (Sentence(start=0, end=len(seg)),) for seg in todo if _unsplittable(seg)}
+            todo = [seg for seg in todo if seg not in quick]
+        fresh = {
+            seg: _doc_sentences(doc, self.matcher)
             for seg, doc in zip(todo, self.nlp.pipe(todo, batch_size=self.batch_size))
-        )
+        }
         if len(self._cache) + len(fresh) > self.cache_size:
             # Clearing is cheaper and simpler than LRU bookkeeping; frequent segments come back at once.
             self._cache.clear()
         if len(fresh) <= self.cache_size:
             self._cache.update(fresh)
+        fresh.update(quick)
         return fresh
