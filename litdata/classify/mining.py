@@ -55,7 +55,7 @@ class ShapeCounter:
             while bucket > self._bucket:  # the records of self._bucket are all in
                 self._merge()
                 self._bucket += 1
-                self._total = self._total.filter(pl.col("count") + pl.col("delta") > self._bucket)
+                self._total = _compact(self._total.filter(pl.col("count") + pl.col("delta") > self._bucket))
             chunk = (
                 part.unique(subset=["record", "shape"], keep="first", maintain_order=True)
                 .group_by("shape", maintain_order=True)
@@ -79,11 +79,19 @@ class ShapeCounter:
             .agg(example=pl.col("example").first(), count=pl.col("count").sum(), delta=pl.col("delta").first())
             .select(_SCHEMA.keys())
         )
+        self._total = _compact(self._total)
         self._pending, self._pending_rows = [], 0
 
     def result(self) -> pl.DataFrame:
         self._merge()
         return self._total.select(COUNTS_SCHEMA.keys())
+
+
+def _compact(df: pl.DataFrame) -> pl.DataFrame:
+    """A copy whose strings own their bytes. polars strings are views into the buffers they were cut from, so
+    one surviving example per chunk kept every chunk's whole text alive: the aggregate stayed small while the
+    process grew by 0.3 KiB per record (measured over 160k records; flat with this copy)."""
+    return pl.from_arrow(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
 
 
 def _chunks(items: Iterable[Conversation], size: int) -> Iterator[list[Conversation]]:
