@@ -15,13 +15,12 @@ import contextlib
 import io
 import json
 import sys
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import Table, add_common_arguments, emit, machine, median_time
+from benchmarks.report import run_benchmark, Table, add_common_arguments, median_time
 
 TARGET_CEILING, TARGET_LLAVA = 0.6, 3.0
 ENCODE_STAGE = "encode stage total (Encoder.encode_batch, 1 process)"
@@ -325,14 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     args.repeats = args.repeats or (1 if args.quick else 3)
     if args.quick:
         args.map_procs = [1]
-    info, t0 = machine(), time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_compile_")))
-        tables = measure(args, work)
-    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    cfg["total_seconds"] = round(time.perf_counter() - t0, 1)
-    emit("bench_compile", tables, json_path=args.json, config=cfg, info=info)
-    return 0
+    return run_benchmark("bench_compile", args, measure)
 
 
 if __name__ == "__main__":

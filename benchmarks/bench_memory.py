@@ -16,12 +16,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from benchmarks.report import Table, add_common_arguments, emit, machine
+from benchmarks.report import run_benchmark, Table, add_common_arguments
 
 FLAT_LIMIT = 1.3  # peak at the largest size over peak at the smallest: "flat" if at most this
 
@@ -134,14 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common_arguments(ap)
     args = ap.parse_args(argv)
     args.sizes = sorted(args.sizes or ([3_000, 15_000] if args.quick else [10_000, 100_000, 665_000]))
-    info, t0 = machine(), time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_memory_")))
-        tables = measure(args, work)
-    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    cfg["total_seconds"] = round(time.perf_counter() - t0, 1)
-    emit("bench_memory", tables, json_path=args.json, config=cfg, info=info)
-    return 0
+    return run_benchmark("bench_memory", args, measure)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import io
 import json
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from benchmarks.baselines.packing import (
     no_packing,
     subset_sum_fill,
 )
-from benchmarks.report import Table, add_common_arguments, emit, machine
+from benchmarks.report import run_benchmark, Table, add_common_arguments
 
 TARGET_4096 = 0.99
 
@@ -180,14 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.docs = args.docs or (20_000 if args.quick else 665_000)
     args.sample_records = args.sample_records or (1000 if args.quick else 5000)
-    info, t0 = machine(), time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_packing_")))
-        tables = measure(args, work)
-    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    cfg["total_seconds"] = round(time.perf_counter() - t0, 1)
-    emit("bench_packing", tables, json_path=args.json, config=cfg, info=info)
-    return 0
+    return run_benchmark("bench_packing", args, measure)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,19 @@ def emit(
         json_path.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
         print(f"wrote {json_path}")
     return doc
+
+
+def run_benchmark(name: str, args: argparse.Namespace, measure: Callable[[argparse.Namespace, Path], list[Table]]) -> int:
+    """The common `main` tail: measure in `args.work` (or a temporary folder), then print and write the figures."""
+    import contextlib
+    import tempfile
+    import time
+
+    info, t0 = machine(), time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        work = getattr(args, "work", None) or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{name}_")))
+        tables = measure(args, work)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    config["total_seconds"] = round(time.perf_counter() - t0, 1)
+    emit(name, tables, json_path=args.json, config=config, info=info)
+    return 0
