@@ -161,17 +161,16 @@ def measure_path(
     from benchmarks.baselines.llava import LlavaPreprocessor
 
     n, reps = len(records), args.repeats
+
+    def row(method: str, workers, secs: float, count: int, tokens: int, repeats: int) -> None:
+        thr.add(path=name, method=method, workers=workers, seconds=secs,
+                **{"records/s": count / secs, "tokens/s": tokens / secs, "repeats": repeats})
+
     for w in args.workers:
         run = partial(run_litdata, src, image_root, work / f"out_{name}_{w}", args.tokenizer, w)
         secs, _, man = median_time(run, args.compile_repeats)
         read = man["counts"]["records_read"]
-        thr.add(
-            path=name,
-            method="litdata compile (end to end)",
-            workers=w,
-            seconds=secs,
-            **{"records/s": read / secs, "tokens/s": man["tokens"]["total"] / secs, "repeats": args.compile_repeats},
-        )
+        row("litdata compile (end to end)", w, secs, read, man["tokens"]["total"], args.compile_repeats)
         figures[(name, f"litdata{w}")] = read / secs
 
     texts = rendered_texts(src)
@@ -179,47 +178,23 @@ def measure_path(
     backend.encode_batch(texts[:64], add_special_tokens=False)
     secs, _, enc = median_time(partial(backend.encode_batch, texts, add_special_tokens=False), reps)
     ntok = sum(len(e.ids) for e in enc)
-    thr.add(
-        path=name,
-        method="(a) backend_tokenizer.encode_batch (ceiling)",
-        workers="rayon",
-        seconds=secs,
-        **{"records/s": len(texts) / secs, "tokens/s": ntok / secs, "repeats": reps},
-    )
+    row("(a) backend_tokenizer.encode_batch (ceiling)", "rayon", secs, len(texts), ntok, reps)
     figures[(name, "a")] = len(texts) / secs
     secs, _, _ = median_time(partial(tok, texts, add_special_tokens=False, return_attention_mask=False), reps)
-    thr.add(
-        path=name,
-        method="(a') tokenizer(texts) (transformers wrapper)",
-        workers="rayon",
-        seconds=secs,
-        **{"records/s": len(texts) / secs, "tokens/s": ntok / secs, "repeats": reps},
-    )
+    row("(a') tokenizer(texts) (transformers wrapper)", "rayon", secs, len(texts), ntok, reps)
 
     pre = LlavaPreprocessor(tok)
     _all(pre, records[:50])
     secs, _, exs = median_time(partial(_all, pre, records), reps)
     ntok = sum(int(e.input_ids.shape[0]) for e in exs)
     mism = sum(e.mismatch for e in exs)
-    thr.add(
-        path=name,
-        method=f"(b) LLaVA-1.5 preprocess_v1 loop ({mism} mismatches)",
-        workers=1,
-        seconds=secs,
-        **{"records/s": n / secs, "tokens/s": ntok / secs, "repeats": reps},
-    )
+    row(f"(b) LLaVA-1.5 preprocess_v1 loop ({mism} mismatches)", 1, secs, n, ntok, reps)
     figures[(name, "b")] = n / secs
 
     ds = records_dataset(records)
     for procs in args.map_procs:
         secs, _, _ = median_time(partial(map_dataset, ds, tok, num_proc=procs if procs > 1 else None), reps)
-        thr.add(
-            path=name,
-            method="(c) datasets.map(batched=True)",
-            workers=procs,
-            seconds=secs,
-            **{"records/s": n / secs, "tokens/s": ntok / secs, "repeats": reps},
-        )
+        row("(c) datasets.map(batched=True)", procs, secs, n, ntok, reps)
         figures[(name, f"c{procs}")] = n / secs
 
 
