@@ -4,9 +4,10 @@ Layout of `DIR/iter_NNNNNNN/`:
 - `model/`: `dist_checkpointing.save(model.sharded_state_dict(), ...)`: TP-sharded tensors, loadable at another
   TP size;
 - `rank_RRRRR.pt`: this rank's optimizer state, loader state (exact next sequence), step and RNG states.
-The optimizer is torch's AdamW, not Megatron's `DistributedOptimizer`/`get_megatron_optimizer`: those need
-Megatron's DDP gradient buffers, which are built for CUDA, and we must resume on CPU in tests. AdamW state
-matches this rank's parameter shards, so it is saved per rank and needs the same TP/DP layout to resume.
+The optimizer is `MixedPrecisionAdamW` (optimizer.py), not Megatron's `DistributedOptimizer`: that needs
+Megatron's DDP gradient buffers, which are built for CUDA, and we must resume on CPU in tests. Its state (AdamW
+moments and the float32 main parameters) matches this rank's parameter shards, so it is saved per rank and
+needs the same TP/DP layout to resume.
 `DIR/latest` names the newest complete checkpoint (written last, so a crash mid-save keeps the previous one).
 """
 
@@ -28,7 +29,7 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def save(root: str | os.PathLike, *, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def save(root: str | os.PathLike, *, step: int, model: torch.nn.Module, optimizer: Any,
          loader_state: dict, extra: dict | None = None) -> Path:
     from megatron.core import dist_checkpointing
 
@@ -56,7 +57,7 @@ def save(root: str | os.PathLike, *, step: int, model: torch.nn.Module, optimize
     return folder
 
 
-def load(root: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load(root: str | os.PathLike, *, model: torch.nn.Module, optimizer: Any) -> dict[str, Any]:
     """Restore model and optimizer in place from `root` (its `latest`) or one `root/iter_N` folder;
     returns {'step', 'loader', 'extra'}."""
     from megatron.core import dist_checkpointing

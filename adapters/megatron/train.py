@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from adapters.megatron import checkpoint
     from adapters.megatron.data import PackedShardDataset, build_loader
     from adapters.megatron.images import ImageSpec
+    from adapters.megatron.optimizer import MixedPrecisionAdamW
     from adapters.megatron.reweigh import Reweigh
     from adapters.megatron.shards import resolve_shards
     from adapters.megatron.step import StepModel, to_device, train_step
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state.backend = a.attention_backend
     model.to(device)
     sm = StepModel(model=model, state=state, **sm_kw)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    optimizer = MixedPrecisionAdamW(model, lr=a.lr, weight_decay=a.weight_decay, betas=(0.9, 0.95))
     loader = build_loader(dataset, micro_batch_size=a.micro_batch_size, seq_len=margs.seq_length,
                           num_workers=a.num_workers)
     start = 0

@@ -26,6 +26,7 @@ warnings.filterwarnings("ignore")
 
 from adapters.megatron.data import PackedShardDataset, build_loader  # noqa: E402
 from adapters.megatron.models import build_gpt, count_parameters, preset  # noqa: E402
+from adapters.megatron.optimizer import MixedPrecisionAdamW  # noqa: E402
 from adapters.megatron.reweigh import Reweigh  # noqa: E402
 from adapters.megatron.step import StepModel, to_device, train_step  # noqa: E402
 from adapters.megatron.train import init_distributed, model_flops_per_token  # noqa: E402
@@ -77,6 +78,9 @@ def main() -> int:
     p.add_argument("--seq-length", type=int)
     p.add_argument("--out", default=os.environ.get("OUT", "."))
     p.add_argument("--data", help="compiled shards (litdata compile/demo output); default: synthetic shards")
+    p.add_argument("--optimizer", choices=("mixed", "bf16"), default="mixed",
+                   help="mixed: the trainer's MixedPrecisionAdamW (float32 main weights and gradients); bf16: "
+                        "torch's fused AdamW on the bf16 weights themselves (what the first H100 figures used)")
     a = p.parse_args()
     if a.device == "cpu" and torch.cuda.is_available():
         torch.cuda.is_available = lambda: False  # force the CPU path on a GPU box
@@ -92,13 +96,16 @@ def main() -> int:
         data = tempfile.mkdtemp()
         write_synthetic_shards(data, sequences=n_batches * a.micro_batch_size, seq_len=S, vocab=vocab)
     result: dict = {"model": a.model, "seq_length": S, "micro_batch_size": a.micro_batch_size,
-                    "data": a.data or "synthetic", "vocab": vocab,
+                    "data": a.data or "synthetic", "vocab": vocab, "optimizer": a.optimizer,
                     "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
 
     model, state = build_gpt(margs, vocab_size=vocab, tp_size=1, on_gpu=device.type == "cuda")
     model.to(device)
     sm = StepModel(model=model, state=state)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    if a.optimizer == "mixed":
+        opt = MixedPrecisionAdamW(model, lr=1e-4)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     n_params = count_parameters(model)
     fpt = model_flops_per_token(margs, n_params)
     result["parameters"] = n_params
