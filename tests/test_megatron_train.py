@@ -4,6 +4,7 @@ repeats the same steps."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -95,19 +96,25 @@ def test_a_corrupt_shard_stops_training_with_its_name_or_is_skipped_and_counted(
     assert len(rows) == 8 and rows[-1]["shards_skipped"] >= len(shards) - 1  # counted again each epoch
 
 
-def test_bf16_training_resumes_bit_for_bit_with_its_float32_main_weights(demo, tmp_path):
-    """bf16 weights, float32 main weights in the optimizer (MixedPrecisionAdamW): the checkpoint must carry the
-    main weights, or the resumed run would restart from their bf16 rounding and drift from the full one."""
+def test_bf16_training_with_a_schedule_resumes_bit_for_bit(demo, tmp_path):
+    """bf16 weights, float32 main weights in the optimizer (MixedPrecisionAdamW), and Megatron's warmup + cosine
+    schedule: the checkpoint must carry the main weights and the schedule, or the resumed run would restart
+    from their bf16 rounding (or from warmup) and drift from the full one."""
     def run(log: str, *extra: str) -> list[dict]:
         env = dict(os.environ, MASTER_PORT=str(free_port()), PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
         cmd = [sys.executable, "-m", "adapters.megatron.train", "--data", str(demo), "--model", "tiny", "--bf16",
-               "--steps", "6", "--lr", "3e-3", "--micro-batch-size", "4", "--log-json", str(tmp_path / log), *extra]
+               "--steps", "6", "--lr", "3e-3", "--micro-batch-size", "4", "--lr-warmup-iters", "2",
+               "--lr-decay-style", "cosine", "--min-lr", "3e-4", "--log-json", str(tmp_path / log), *extra]
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
         return [json.loads(line) for line in (tmp_path / log).read_text().splitlines()]
 
     full = run("full.jsonl", "--save", str(tmp_path / "ckpt"), "--save-interval", "3")
-    assert full[-1]["loss"] < full[0]["loss"] - 0.3
+    assert full[-1]["loss"] < full[0]["loss"] - 0.1
+    # Megatron's schedule, stepped after every iteration: 0 at the first step, peak after 2, cosine to 3e-4 at 6.
+    cosine = [3e-4 + 2.7e-3 * 0.5 * (1 + math.cos(math.pi * (k - 2) / 4)) for k in (3, 4, 5)]
+    assert [r["lr"] for r in full] == pytest.approx([0.0, 1.5e-3, 3e-3, *cosine])
     resumed = run("resumed.jsonl", "--load", str(tmp_path / "ckpt" / "iter_0000003"))
     assert [r["step"] for r in resumed] == [4, 5, 6]
+    assert [r["lr"] for r in resumed] == [r["lr"] for r in full[3:]]
     assert [r["loss"] for r in resumed] == [r["loss"] for r in full[3:]]

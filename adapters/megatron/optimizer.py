@@ -36,7 +36,8 @@ class MixedPrecisionAdamW:
         stepped = [self.main_of.get(p, p) for p in self.params]
         groups = [
             {"params": [m for m in stepped if m.dim() > 1], "weight_decay": weight_decay},
-            {"params": [m for m in stepped if m.dim() <= 1], "weight_decay": 0.0},
+            # wd_mult: Megatron's OptimizerParamScheduler sets weight_decay = wd x wd_mult on every group.
+            {"params": [m for m in stepped if m.dim() <= 1], "weight_decay": 0.0, "wd_mult": 0.0},
         ]
         # The fused CUDA kernel steps all tensors at once; on CPU torch picks its own implementation.
         fused = bool(stepped) and stepped[0].is_cuda

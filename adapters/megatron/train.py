@@ -40,7 +40,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                        help="default: the manifest's seq_len" if name == "seq_length" else "override the preset")
     p.add_argument("--bf16", action="store_true", default=None, help="override the preset")
     p.add_argument("--no-swiglu", dest="swiglu", action="store_false", default=None)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--min-lr", type=float, default=0.0)
+    p.add_argument("--lr-warmup-iters", type=int, default=0, help="linear warmup from 0 over this many steps")
+    p.add_argument("--lr-decay-style", default="constant",
+                   choices=("constant", "linear", "cosine", "inverse-square-root"))
+    p.add_argument("--lr-decay-iters", type=int, help="default: --steps")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--clip-grad", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=1234)
@@ -91,6 +96,22 @@ def model_flops_per_token(args: Any, n_params: int) -> float:
     and values, forward + backward; the /2 counts only the causal half; document masks skip more, which we
     do not credit)."""
     return 6.0 * n_params + 6.0 * args.num_layers * args.hidden_size * args.seq_length
+
+
+def lr_scheduler(optimizer: Any, a: argparse.Namespace) -> Any:
+    """Megatron's own `OptimizerParamScheduler`, stepped once per iteration (Megatron counts samples; the
+    schedule is the same): warmup from 0, then the decay style down to --min-lr; the no-decay parameter group
+    keeps weight decay 0 through its `wd_mult`."""
+    from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+    decay = a.lr_decay_iters or a.steps
+    if a.lr_warmup_iters >= decay:
+        raise ValueError(f"--lr-warmup-iters {a.lr_warmup_iters} must be below --lr-decay-iters {decay}")
+    return OptimizerParamScheduler(
+        optimizer, init_lr=0.0 if a.lr_warmup_iters else a.lr, max_lr=a.lr, min_lr=a.min_lr,
+        lr_warmup_steps=a.lr_warmup_iters, lr_decay_steps=decay, lr_decay_style=a.lr_decay_style,
+        start_wd=a.weight_decay, end_wd=a.weight_decay, wd_incr_steps=decay, wd_incr_style="constant",
+    )
 
 
 def check_image_tokens(data: str, compiled: int, margs: Any) -> None:
@@ -157,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.to(device)
     sm = StepModel(model=model, state=state, **sm_kw)
     optimizer = MixedPrecisionAdamW(model, lr=a.lr, weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    scheduler = lr_scheduler(optimizer, a)
     loader = build_loader(dataset, micro_batch_size=a.micro_batch_size, seq_len=margs.seq_length,
                           num_workers=a.num_workers)
     start = 0
@@ -164,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         resumed = checkpoint.load(a.load, model=model, optimizer=optimizer)
         loader.load_state_dict(resumed["loader"])
         start = resumed["step"]
+        if "scheduler" in resumed["extra"]:
+            scheduler.load_state_dict(resumed["extra"]["scheduler"])
+        else:  # written before schedules existed: the schedule of this run's flags, at the saved step
+            scheduler.step(start)
 
     n_params = count_parameters(model) * tp  # every TP rank holds 1/TP of the (mostly) sharded weights
     flops_per_token = model_flops_per_token(margs, n_params)
@@ -173,12 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for step in range(start + 1, a.steps + 1):
         t0 = time.perf_counter()
         micro = [to_device(next(batches), device) for _ in range(accumulate)]
+        lr = optimizer.param_groups[0]["lr"]
         report = train_step(sm, optimizer, micro, dp_group=dp_group, clip_grad=a.clip_grad)
+        scheduler.step(1)
         if on_gpu:
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         tokens = accumulate * a.micro_batch_size * margs.seq_length * dp_size
-        line = {"step": step, **report, "tokens_per_s": tokens / dt, "step_time_s": dt}
+        line = {"step": step, **report, "lr": lr, "tokens_per_s": tokens / dt, "step_time_s": dt}
         if a.skip_corrupt:
             skipped = loader.stats
             line.update(shards_skipped=skipped.shards_skipped, sequences_skipped=skipped.sequences_skipped)
@@ -190,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rank0:
             print(json.dumps(line), flush=True)
         if a.save and a.save_interval and step % a.save_interval == 0:
-            checkpoint.save(a.save, step=step, model=model, optimizer=optimizer, loader_state=loader.state_dict())
+            checkpoint.save(a.save, step=step, model=model, optimizer=optimizer, loader_state=loader.state_dict(),
+                            extra={"scheduler": scheduler.state_dict()})
     if log:
         log.close()
     parallel_state.destroy_model_parallel()
