@@ -1,6 +1,8 @@
 """Where the 1B step time goes on the GPU: full step vs forward+backward only, document mask vs plain causal,
 and the block mask built eagerly vs compiled. Prints one JSON object (and writes it to $OUT/profile.json).
-CPU check: python benchmarks/gpu/profile_step.py --device cpu --model tiny --seq-length 256
+CPU check: python benchmarks/gpu/profile_step.py --device cpu --model tiny --seq-length 512 --data DEMO512
+(DEMO512: `litdata demo --out DEMO512 --seq-len 512 --image-tokens 1`). The full step uses the trainer's
+MixedPrecisionAdamW; `full_step_adamw_on_bf16_weights` is the optimizer of the first H100 figures.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ warnings.filterwarnings("ignore")
 
 from adapters.megatron.data import PackedShardDataset, build_loader  # noqa: E402
 from adapters.megatron.models import build_gpt, count_parameters, preset  # noqa: E402
+from adapters.megatron.optimizer import MixedPrecisionAdamW  # noqa: E402
 from adapters.megatron.step import StepModel, to_device, train_step  # noqa: E402
 from adapters.megatron.train import init_distributed, model_flops_per_token  # noqa: E402
 
@@ -42,7 +45,8 @@ def main() -> int:
     model, state = build_gpt(margs, vocab_size=vocab, tp_size=1, on_gpu=device.type == "cuda")
     model.to(device)
     sm = StepModel(model=model, state=state)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+    opt = MixedPrecisionAdamW(model, lr=1e-5)  # what the trainer uses
+    pure_bf16 = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     fpt = model_flops_per_token(margs, count_parameters(model))
     it = iter(build_loader(PackedShardDataset(a.data, shuffle=False, epochs=None), micro_batch_size=2, seq_len=S))
     batches = [to_device(next(it), device) for _ in range(a.steps + 2)]
@@ -66,7 +70,14 @@ def main() -> int:
     timeit("no_clip", lambda b: train_step(sm, opt, [b]))
     timeit("fwd_bwd_only", lambda b: train_step(sm, None, [b]))
     timeit("fwd_bwd_causal", lambda b: train_step(sm, None, [{**b, "document_ids": None}]))
-    if device.type == "cuda":
+    timeit("full_step_adamw_on_bf16_weights", lambda b: train_step(sm, pure_bf16, [b], clip_grad=1.0))
+    if device.type == "cuda":  # Megatron's RotaryEmbedding moves inv_freq to the CUDA device: GPU only
+        # Its own rope (positions 0..S-1 of the row, [s, 1, 1, d]): the cost of restarting positions per document.
+        document_rope = model.rotary_pos_emb
+        model.rotary_pos_emb = document_rope.base
+        timeit("fwd_bwd_stock_rope", lambda b: train_step(sm, None, [b]))
+        model.rotary_pos_emb = document_rope
+
         from torch.nn.attention.flex_attention import create_block_mask
 
         eager_block_mask = state.block_mask
