@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
-import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from litdata import FORMAT_NAME
+from litdata import FORMAT_NAME, shard_format
 from litdata.classes import TokenClass, weight_table
 from litdata.hashing import file_sha256
-
-_KEY = re.compile(r"^[0-9A-Za-z_-]+$")
-_ARRAYS = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
-_IMAGE = re.compile(r"^img(\d{3})\.[a-z0-9]+$")
 
 
 @dataclass
@@ -34,85 +27,38 @@ class VerifyReport:
         return not self.problems
 
 
-def _samples(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Members grouped by key, in tar order (a key's members must be contiguous, as webdataset requires)."""
-    key, members, seen = None, {}, set()
-    for info in tar:
-        if not info.isfile():
-            raise ValueError(f"member {info.name} is not a regular file")
-        k, dot, suffix = info.name.partition(".")
-        if not dot:
-            raise ValueError(f"member {info.name} has no extension")
-        if k != key:
-            if key is not None:
-                yield key, members
-            if k in seen:
-                raise ValueError(f"members of sample {k} are not contiguous")
-            seen.add(k)
-            key, members = k, {}
-        members[suffix] = tar.extractfile(info).read()
-    if key is not None:
-        yield key, members
-
-
-def _check_sample(key: str, m: dict[str, bytes], cfg: dict, table: np.ndarray) -> tuple[list[str], tuple[int, int]]:
-    errs = []
-    if not _KEY.match(key):
-        errs.append(f"key {key!r} is not dot-free alphanumeric")
-    arrays = {}
-    for name, dtype in _ARRAYS.items():
-        if name not in m:
-            errs.append(f"missing member {name}")
-            continue
+def _check_sample(m: dict[str, bytes], cfg: dict, table: np.ndarray) -> tuple[list[str], tuple[int, int]]:
+    arrays, errs, doc_tokens = [], [], None
+    for suffix in shard_format.ARRAYS:
         try:
-            a = np.load(io.BytesIO(m[name]), allow_pickle=False)
-        except Exception as e:
-            errs.append(f"{name}: not a loadable npy array ({e})")
-            continue
-        if a.dtype != dtype or a.ndim != 1:
-            errs.append(f"{name}: dtype {a.dtype} shape {a.shape}, expected 1-D {np.dtype(dtype)}")
-            continue
-        arrays[name] = a
-    extra = sorted(k for k in m if k not in _ARRAYS and k != "json" and not _IMAGE.match(k))
+            arrays.append(shard_format.load_array(suffix, m.get(suffix)))
+        except shard_format.FormatProblem as p:
+            errs.append(str(p))
+    images = shard_format.image_suffixes(m)
+    extra = sorted(set(m) - set(shard_format.ARRAYS) - {"json", *images})
     if extra:
         errs.append(f"unexpected members {extra}")
     if errs:
         return errs, (0, 0)
-    tokens, weights, classes, cu = (arrays[k] for k in _ARRAYS)
-    n = tokens.shape[0]
-    if weights.shape[0] != n or classes.shape[0] != n:
-        return [f"lengths differ: tokens {n}, weights {weights.shape[0]}, classes {classes.shape[0]}"], (0, 0)
-    if cu.shape[0] < 2 or cu[0] != 0 or cu[-1] != n or np.any(np.diff(cu) <= 0):
-        return [f"cu_seqlens {cu.tolist()[:8]}... must rise strictly from 0 to {n}"], (0, 0)
-    if classes.max(initial=0) >= len(TokenClass):
-        errs.append(f"classes.npy holds unknown class {int(classes.max())}")
-    if not np.all(np.isfinite(weights)) or weights.min(initial=0) < 0:
-        errs.append("weights.npy holds negative or non-finite weights")
-    starts = cu[:-1]
-    if np.any(weights[starts] != 0):
-        errs.append(f"weight != 0 at document start(s) {starts[weights[starts] != 0].tolist()}")
+    tokens, weights, classes, cu = arrays
+    try:
+        doc_tokens = [d.get("tokens") for d in shard_format.load_json(m.get("json"), documents=True)]
+    except shard_format.FormatProblem as p:
+        errs.append(str(p))
+    errs += [str(p) for p in shard_format.array_problems(tokens, weights, classes, cu, doc_tokens)]
     if not errs:
         expected = table[classes]
-        expected[starts] = 0
+        expected[cu[:-1]] = 0
         if not np.array_equal(expected, weights):
             bad = np.flatnonzero(expected != weights)
             errs.append(f"weights disagree with classes x manifest weights at {bad[:5].tolist()}")
     n_img = int(np.count_nonzero(tokens == cfg["image_token_id"]))
-    img_members = sorted(k for k in m if _IMAGE.match(k))
-    if [int(_IMAGE.match(k).group(1)) for k in img_members] != list(range(n_img)):
-        errs.append(f"{n_img} image tokens but image members {img_members}")
-    expanded = n + n_img * (cfg["image_tokens"] - 1)
+    if [s.partition(".")[0] for s in images] != [f"img{i:03d}" for i in range(n_img)]:
+        errs.append(f"{n_img} image tokens but image members {images}")
+    expanded = len(tokens) + n_img * (cfg["image_tokens"] - 1)
     if expanded > cfg["seq_len"]:
         errs.append(f"expanded length {expanded} > seq_len {cfg['seq_len']}")
-    try:
-        docs = json.loads(m.get("json", b"")).get("documents")
-        if not isinstance(docs, list) or len(docs) != cu.shape[0] - 1:
-            errs.append(f"json lists {len(docs) if isinstance(docs, list) else '?'} documents, cu_seqlens {cu.shape[0] - 1}")
-        elif [d.get("tokens") for d in docs] != np.diff(cu).tolist():
-            errs.append("json token counts disagree with cu_seqlens")
-    except (ValueError, AttributeError) as e:
-        errs.append(f"json member unreadable ({e})")
-    return errs, (cu.shape[0] - 1, n)
+    return errs, (len(cu) - 1, len(tokens))
 
 
 def verify(out_dir: Path, *, max_problems: int = 50) -> VerifyReport:
@@ -145,8 +91,8 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> VerifyReport:
         seqs = docs = toks = 0
         try:
             with tarfile.open(path, "r:") as tar:
-                for key, members in _samples(tar):
-                    errs, (d, t) = _check_sample(key, members, cfg, table)
+                for key, infos in shard_format.tar_samples(tar):
+                    errs, (d, t) = _check_sample({s: tar.extractfile(i).read() for s, i in infos.items()}, cfg, table)
                     rep.problems.extend(f"{name}: sample {key}: {e}" for e in errs)
                     seqs, docs, toks = seqs + 1, docs + d, toks + t
         except (tarfile.TarError, ValueError, EOFError, OSError) as e:

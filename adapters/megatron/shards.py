@@ -1,23 +1,21 @@
 """Finding and safely reading litdata shards (DESIGN.md, 'Shards' and 'manifest.json').
 
-Reading is built on webdataset's tar iterator and key grouping; every `.npy` member is decoded with
-`numpy.load(..., allow_pickle=False)` and nothing is ever unpickled. Every problem with a shard raises
+Tars are read with webdataset's tar iterator; samples are grouped, decoded (nothing is ever unpickled) and checked
+by `litdata.shard_format`, as in `litdata verify` and `litdata inspect`. Every problem with a shard raises
 `CorruptShardError` naming the shard and the member, so that the caller can fail or skip that shard.
 
 Checks, cheapest first:
 - the file exists and its size equals the manifest's `bytes` (when a manifest is known);
 - its sha256 equals the manifest's (`verify_checksums`; the hash of each file is checked once per process);
 - the tar ends with an end-of-archive marker (a tar cut at a member boundary otherwise reads as shorter);
-- every sample has the four `.npy` members and its `.json`, with the DESIGN dtypes and consistent shapes;
+- every sample has the four `.npy` members and its `.json`, with the DESIGN dtypes, shapes and values;
 - the number of sequences read equals the manifest's `sequences`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,13 +25,11 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
-from litdata import FORMAT_NAME
+from litdata import FORMAT_NAME, shard_format
 from litdata.classes import TokenClass
 from litdata.hashing import file_sha256
 
 MANIFEST = "manifest.json"
-_NPY = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
-_IMAGE_MEMBER = re.compile(r"^img(\d{3,})\.([a-z0-9]+)$")
 
 
 class CorruptShardError(RuntimeError):
@@ -184,62 +180,36 @@ def iter_shard(
     with open(info.path, "rb") as f:
         try:
             files = wds.tariterators.tar_file_iterator(f, select_files=note)
-            samples = wds.tariterators.group_by_keys(_with_url(files, info.path))
-            for sample in samples:
-                yield decode_sample(info.name, sample, image_token_id=image_token_id)
+            for key, members in shard_format.group_samples((item["fname"], item["data"]) for item in files):
+                yield decode_sample(info.name, key, members, image_token_id=image_token_id)
                 count += 1
         except CorruptShardError:
             raise
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exn:  # cut data, duplicate members: name the member
+        except shard_format.FormatProblem as exn:  # from grouping: it names the whole member
+            raise CorruptShardError(info.name, exn.member, exn.reason) from None
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exn:  # cut data: name the member being read
             raise CorruptShardError(info.name, current[0], f"{type(exn).__name__}: {exn}") from None
     if info.sequences is not None and count != info.sequences:
         raise CorruptShardError(info.name, "<tar>", f"{count} sequences, manifest says {info.sequences}")
 
 
-def _with_url(files: Iterator[dict], url: str) -> Iterator[dict]:
-    for item in files:
-        item["__url__"] = url
-        yield item
-
-
-def decode_sample(shard: str, sample: Mapping[str, Any], *, image_token_id: int | None = None) -> RawSequence:
-    key = sample["__key__"]
-    arrays = {}
-    for suffix, dtype in _NPY.items():
-        member = f"{key}.{suffix}"
-        if suffix not in sample:
-            raise CorruptShardError(shard, member, "missing")
-        try:
-            arr = np.load(io.BytesIO(sample[suffix]), allow_pickle=False)
-        except (ValueError, OSError, EOFError, TypeError) as exn:  # object arrays are refused with ValueError
-            raise CorruptShardError(shard, member, f"not a plain .npy array ({exn})") from None
-        if arr.dtype != dtype or arr.ndim != 1:
-            raise CorruptShardError(shard, member, f"expected {np.dtype(dtype)}[n], got {arr.dtype}{list(arr.shape)}")
-        arrays[suffix] = arr
-    if "json" not in sample:
-        raise CorruptShardError(shard, f"{key}.json", "missing")
+def decode_sample(
+    shard: str, key: str, members: Mapping[str, bytes], *, image_token_id: int | None = None
+) -> RawSequence:
     try:
-        meta = json.loads(sample["json"])
-    except ValueError as exn:
-        raise CorruptShardError(shard, f"{key}.json", f"invalid JSON ({exn})") from None
-    tokens, weights, classes, cu = (arrays[s] for s in _NPY)
-    n = tokens.shape[0]
-    for suffix in ("weights.npy", "classes.npy"):
-        if arrays[suffix].shape[0] != n:
-            raise CorruptShardError(shard, f"{key}.{suffix}", f"length {arrays[suffix].shape[0]}, tokens has {n}")
-    if cu.shape[0] < 2 or cu[0] != 0 or cu[-1] != n or np.any(np.diff(cu) <= 0):
-        raise CorruptShardError(shard, f"{key}.cu_seqlens.npy", f"not increasing offsets from 0 to {n}: {cu[:8]}...")
-    if classes.size and int(classes.max()) >= len(TokenClass):
-        raise CorruptShardError(shard, f"{key}.classes.npy", f"unknown class id {int(classes.max())}")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise CorruptShardError(shard, f"{key}.weights.npy", "weights must be finite and >= 0")
-    members = sorted((m for m in sample if _IMAGE_MEMBER.match(m)), key=lambda m: int(_IMAGE_MEMBER.match(m)[1]))
+        tokens, weights, classes, cu = (shard_format.load_array(s, members.get(s)) for s in shard_format.ARRAYS)
+        meta = shard_format.load_json(members.get("json"))
+        if problems := shard_format.array_problems(tokens, weights, classes, cu):
+            raise problems[0]
+    except shard_format.FormatProblem as exn:
+        raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None
+    images = shard_format.image_suffixes(members)
     is_placeholder = tokens == image_token_id if image_token_id is not None else classes == TokenClass.IMAGE
     doc_of = np.searchsorted(cu, np.flatnonzero(is_placeholder), side="right") - 1
     images_per_doc = np.bincount(doc_of, minlength=cu.shape[0] - 1).astype(np.int32)
-    if members and len(members) != int(images_per_doc.sum()):
+    if images and len(images) != int(images_per_doc.sum()):
         raise CorruptShardError(
-            shard, f"{key}.{members[-1]}", f"{len(members)} images for {int(images_per_doc.sum())} placeholders"
+            shard, f"{key}.{images[-1]}", f"{len(images)} images for {int(images_per_doc.sum())} placeholders"
         )
     return RawSequence(
         shard=shard,
@@ -249,7 +219,7 @@ def decode_sample(shard: str, sample: Mapping[str, Any], *, image_token_id: int 
         classes=classes,
         cu_seqlens=cu,
         images_per_doc=images_per_doc,
-        image_members=tuple(f"{key}.{m}" for m in members),
-        image_bytes=tuple(sample[m] for m in members),
+        image_members=tuple(f"{key}.{m}" for m in images),
+        image_bytes=tuple(members[m] for m in images),
         meta=meta,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from litdata.classes import TokenClass, class_weights
+from litdata.shard_format import FormatProblem, array_problems, image_suffixes, load_array, load_json, tar_samples
 
 
 class InspectError(ValueError):
@@ -43,32 +43,32 @@ class Members:
     def __init__(self, tar: tarfile.TarFile, shard: str, key: str, infos: dict[str, tarfile.TarInfo]) -> None:
         self._tar, self.shard, self.key, self._infos = tar, shard, key, infos
 
+    def error(self, problem: FormatProblem) -> InspectError:
+        return InspectError(f"{self.shard}: sample {self.key}: {problem}")
+
     def read(self, suffix: str) -> bytes:
         info = self._infos.get(suffix)
         if info is None:
-            raise InspectError(f"{self.shard}: sample {self.key} has no member {self.key}.{suffix}")
+            raise self.error(FormatProblem(suffix, "missing"))
         f = self._tar.extractfile(info)
         assert f is not None  # members were checked to be regular files
         return f.read()
 
     def array(self, name: str) -> np.ndarray:
         try:
-            return np.load(io.BytesIO(self.read(f"{name}.npy")), allow_pickle=False)
-        except InspectError:
-            raise
-        except (ValueError, OSError, EOFError) as e:
-            raise InspectError(f"{self.shard}: {self.key}.{name}.npy is not a loadable npy array ({e})") from None
+            return load_array(f"{name}.npy", self.read(f"{name}.npy"))
+        except FormatProblem as p:
+            raise self.error(p) from None
 
     def documents(self) -> tuple[DocumentMeta, ...]:
         try:
-            docs = json.loads(self.read("json"))["documents"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise InspectError(f"{self.shard}: {self.key}.json has no readable 'documents' list ({e})") from None
-        return tuple(DocumentMeta.from_json(d) for d in docs)
+            return tuple(DocumentMeta.from_json(d) for d in load_json(self.read("json"), documents=True))
+        except FormatProblem as p:
+            raise self.error(p) from None
 
     def images(self) -> tuple[tuple[str, bytes], ...]:
         """(member suffix such as img000.png, bytes), in placeholder order."""
-        return tuple((s, self.read(s)) for s in sorted(s for s in self._infos if s.startswith("img")))
+        return tuple((s, self.read(s)) for s in image_suffixes(self._infos))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,10 +102,9 @@ class PackedSequence:
         seq = cls(shard=m.shard, key=m.key, tokens=m.array("tokens"), weights=m.array("weights"),
                   classes=m.array("classes"), cu_seqlens=m.array("cu_seqlens"), metas=m.documents(),
                   images=m.images())
-        n, cu = len(seq.tokens), seq.cu_seqlens
-        if len(seq.weights) != n or len(seq.classes) != n or len(cu) != len(seq.metas) + 1 or (len(cu) and cu[-1] != n):
-            raise InspectError(f"{m.shard}: sample {m.key}: arrays disagree (tokens {n}, weights {len(seq.weights)}, "
-                               f"classes {len(seq.classes)}, cu_seqlens {cu.tolist()[:8]}, documents {len(seq.metas)})")
+        doc_tokens = [d.tokens for d in seq.metas]
+        if problems := array_problems(seq.tokens, seq.weights, seq.classes, seq.cu_seqlens, doc_tokens):
+            raise m.error(problems[0])
         return seq
 
     def documents(self, image_token_id: int) -> list[PackedDocument]:
@@ -117,22 +116,6 @@ class PackedSequence:
                                       tokens=self.tokens[a:b], classes=self.classes[a:b], weights=self.weights[a:b],
                                       images=self.images[int(placeholders[a]):int(placeholders[b])]))
         return out
-
-
-def _groups(tar: tarfile.TarFile, shard: str) -> Iterator[tuple[str, dict[str, tarfile.TarInfo]]]:
-    """Members grouped by key in tar order (webdataset keeps a key's members contiguous)."""
-    key, infos = None, {}
-    for info in tar:
-        if not info.isfile():
-            continue
-        k, _, suffix = info.name.partition(".")
-        if k != key:
-            if key is not None:
-                yield key, infos
-            key, infos = k, {}
-        infos[suffix] = info
-    if key is not None:
-        yield key, infos
 
 
 class OutputFolder:
@@ -177,14 +160,12 @@ class OutputFolder:
             names = [shard]
         for name in names:
             path = self.path / name
-            try:
-                # closed by the `with` below; the try covers the open only
-                tar = tarfile.open(path, "r:")  # noqa: SIM115
-            except (OSError, tarfile.TarError) as e:
-                raise InspectError(f"{path}: cannot open the shard ({e})") from None
-            with tar:
-                for key, infos in _groups(tar, name):
-                    yield Members(tar, name, key, infos)
+            try:  # covers opening and grouping; the caller's reads of a yielded sample's members raise there
+                with tarfile.open(path, "r:") as tar:
+                    for key, infos in tar_samples(tar):
+                        yield Members(tar, name, key, infos)
+            except (OSError, tarfile.TarError, FormatProblem) as e:
+                raise InspectError(f"{path}: cannot read the shard ({e})") from None
 
     def sequences(self, shard: str | None = None) -> Iterator[PackedSequence]:
         for m in self.members(shard):
