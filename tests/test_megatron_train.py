@@ -118,3 +118,38 @@ def test_bf16_training_with_a_schedule_resumes_bit_for_bit(demo, tmp_path):
     assert [r["step"] for r in resumed] == [4, 5, 6]
     assert [r["lr"] for r in resumed] == [r["lr"] for r in full[3:]]
     assert [r["loss"] for r in resumed] == [r["loss"] for r in full[3:]]
+
+
+@pytest.mark.distributed
+def test_a_tp2_checkpoint_resumes_at_tp1_and_refuses_another_dp_size(demo, tmp_path):
+    """Model and optimizer state go through Megatron's dist_checkpointing sharded like the parameters, so a
+    TP=2 run continues at TP=1 with the same losses (up to TP's float reordering); the loader's position belongs
+    to a data-parallel rank, so DP=2 is refused with the reason, and so is another padded vocabulary."""
+    def run(log: str, nproc: int, tp: int, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+               f"--master-port={free_port()}", "-m", "adapters.megatron.train", "--data", str(demo),
+               "--tensor-model-parallel-size", str(tp), "--model", "tiny", "--micro-batch-size", "4", "--lr", "3e-3",
+               "--steps", "6", "--lr-decay-style", "cosine", "--log-json", str(tmp_path / log), *extra]
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+
+    def rows(log: str) -> list[dict]:
+        return [json.loads(line) for line in (tmp_path / log).read_text().splitlines()]
+
+    saved = run("tp2.jsonl", 2, 2, "--save", str(tmp_path / "ckpt"), "--save-interval", "3")
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    ckpt = str(tmp_path / "ckpt" / "iter_0000003")
+    # At TP=2 the vocabulary is padded to a multiple of 128 x 2; at TP=1 to 128, another model.
+    refused = run("vocab.jsonl", 1, 1, "--load", ckpt)
+    assert refused.returncode != 0 and "--make-vocab-size-divisible-by" in refused.stderr
+    resumed = run("tp1.jsonl", 1, 1, "--load", ckpt, "--make-vocab-size-divisible-by", "256")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    full, tp1 = rows("tp2.jsonl"), rows("tp1.jsonl")
+    assert [r["step"] for r in tp1] == [4, 5, 6]
+    for a, b in zip(full[3:], tp1):
+        assert (b["supervised_tokens"], b["lr"]) == (a["supervised_tokens"], a["lr"])
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+
+    refused = run("dp2.jsonl", 2, 1, "--load", ckpt, "--make-vocab-size-divisible-by", "256")
+    assert refused.returncode != 0
+    assert "saved with 1 data-parallel ranks, this run has 2" in refused.stderr

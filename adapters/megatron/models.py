@@ -33,6 +33,9 @@ class ModelArgs:
     bf16: bool = False
     rotary_base: int = 10000
     init_method_std: float = 0.02
+    # Megatron's rule: the vocabulary is padded to a multiple of this x TP. The padded rows take part in the
+    # softmax, so a checkpoint resumes at another TP size only with the same padded size (checkpoint.py checks).
+    make_vocab_size_divisible_by: int = 128
     # llava only: a Megatron CLIP ViT in front of the language model
     vision: bool = False
     vit_num_layers: int = 2
@@ -61,9 +64,9 @@ def preset(name: str, **overrides: Any) -> ModelArgs:
     return dataclasses.replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
-def padded_vocab_size(vocab_size: int, tp_size: int) -> int:
-    """Megatron's rule: pad to a multiple of 128 * TP so that every rank holds an equal, aligned slice."""
-    multiple = 128 * tp_size
+def padded_vocab_size(vocab_size: int, tp_size: int, divisible_by: int = 128) -> int:
+    """Megatron's rule: pad to a multiple of `divisible_by` x TP so that every rank holds an equal, aligned slice."""
+    multiple = divisible_by * tp_size
     return -(-vocab_size // multiple) * multiple
 
 
@@ -122,7 +125,7 @@ def build_gpt(args: ModelArgs, *, vocab_size: int, tp_size: int, on_gpu: bool) -
     model = GPTModel(
         config=config,
         transformer_layer_spec=layer_spec(state),
-        vocab_size=padded_vocab_size(vocab_size, tp_size),
+        vocab_size=padded_vocab_size(vocab_size, tp_size, args.make_vocab_size_divisible_by),
         max_sequence_length=args.seq_length,
         position_embedding_type="rope",
         rotary_base=args.rotary_base,
@@ -221,7 +224,7 @@ def build_llava(
         model = LLaVAModel(
             language_transformer_config=lang,
             language_transformer_layer_spec=layer_spec(state),
-            language_vocab_size=padded_vocab_size(vocab_size, tp_size),
+            language_vocab_size=padded_vocab_size(vocab_size, tp_size, args.make_vocab_size_divisible_by),
             language_max_sequence_length=args.seq_length,
             vision_transformer_config=vit,
             vision_transformer_layer_spec=vit_layer_spec(),

@@ -34,6 +34,7 @@ class MixedPrecisionAdamW:
         for p in self.low:
             p.register_post_accumulate_grad_hook(self._accumulate)
         stepped = [self.main_of.get(p, p) for p in self.params]
+        self.model_of: dict[Tensor, Tensor] = {m: p for p, m in zip(self.params, stepped)}
         groups = [
             {"params": [m for m in stepped if m.dim() > 1], "weight_decay": weight_decay},
             # wd_mult: Megatron's OptimizerParamScheduler sets weight_decay = wd x wd_mult on every group.
@@ -87,5 +88,56 @@ class MixedPrecisionAdamW:
                              "low-precision ones: saved with another model or precision")
         self.optimizer.load_state_dict(state["optimizer"])
         for p, saved in zip(self.low, mains):
+            self.main_of[p].copy_(saved)
+            p.copy_(saved)
+
+    def _model_params_in_optimizer_order(self) -> list[Tensor]:
+        return [self.model_of[m] for group in self.optimizer.param_groups for m in group["params"]]
+
+    def _init_state(self) -> None:
+        """AdamW creates its state on the first step; loading into it needs the tensors to exist."""
+        for group in self.optimizer.param_groups:
+            for m in group["params"]:
+                if not self.optimizer.state[m]:
+                    step = torch.zeros((), dtype=torch.float32, device=m.device if group.get("fused") else "cpu")
+                    self.optimizer.state[m] = {"step": step, "exp_avg": torch.zeros_like(m),
+                                               "exp_avg_sq": torch.zeros_like(m)}
+
+    def sharded_state_dict(self, model_sharded_state_dict: dict, is_loading: bool = False) -> dict[str, Any]:
+        """The state as Megatron `dist_checkpointing` tensors sharded like the model's parameters (as Megatron's
+        FP32Optimizer does it), so that a run saved at one TP/DP layout resumes at another. `is_loading`: the
+        structure to load into (state tensors allocated first)."""
+        from megatron.core.dist_checkpointing.optimizer import (
+            get_param_id_to_sharded_param_map,
+            make_sharded_optimizer_tensor,
+            optim_state_to_sharding_state,
+        )
+
+        if is_loading:
+            self._init_state()
+        state = self.optimizer.state_dict()
+        sharded = get_param_id_to_sharded_param_map(model_sharded_state_dict, self._model_params_in_optimizer_order())
+        steps = {float(s["step"]) for s in state["state"].values()}
+        if len(steps) > 1:
+            raise ValueError(f"optimizer steps differ between parameters ({sorted(steps)}); cannot checkpoint")
+        optim_state_to_sharding_state(state, sharded, exclude_keys=("step",))
+        state["state"]["common_step"] = steps.pop() if steps else 0.0
+        index = {p: i for i, p in enumerate(self._model_params_in_optimizer_order())}
+        state["main_params"] = {index[p]: make_sharded_optimizer_tensor(sharded[index[p]], self.main_of[p],
+                                                                         prefix="optimizer.main_param")
+                                for p in self.low}
+        return state
+
+    @torch.no_grad()
+    def load_sharded_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from what `dist_checkpointing.load` returned for `sharded_state_dict(..., is_loading=True)`."""
+        step = state["state"].pop("common_step")
+        for s in state["state"].values():
+            s["step"] = torch.tensor(float(step), dtype=torch.float32)
+        order = self._model_params_in_optimizer_order()
+        mains = state.pop("main_params")
+        self.optimizer.load_state_dict(state)
+        for i, saved in mains.items():
+            p = order[int(i)]
             self.main_of[p].copy_(saved)
             p.copy_(saved)

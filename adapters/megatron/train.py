@@ -23,7 +23,8 @@ import torch
 from adapters.megatron.models import PRESETS, build_gpt, build_llava, count_parameters, preset, vision_tokens
 
 OVERRIDES = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "num_query_groups",
-             "seq_length", "img_size", "patch_dim", "vit_num_layers", "vit_hidden_size", "vit_num_attention_heads")
+             "seq_length", "img_size", "patch_dim", "vit_num_layers", "vit_hidden_size", "vit_num_attention_heads",
+             "make_vocab_size_divisible_by")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
