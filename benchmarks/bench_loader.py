@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from adapters.megatron import shards as shard_io
-from adapters.megatron.data import PackedShardDataset, build_loader
+from adapters.megatron.data import PackedShardDataset
+from adapters.megatron.loader import build_loader
 from adapters.megatron.images import ImageSpec
 
 

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 from shard_fixtures import Fixture, edit_shard, refresh_manifest, write_shards
 
-from adapters.megatron.data import PackedShardDataset, build_loader
+from adapters.megatron.data import PackedShardDataset
+from adapters.megatron.loader import build_loader
 from adapters.megatron.images import CLIP_MEAN, CLIP_STD, ImageSpec, preprocess
 from adapters.megatron.reweigh import Reweigh
 from adapters.megatron.shards import CorruptShardError

@@ -134,8 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from megatron.core import parallel_state
 
     from adapters.megatron import checkpoint
-    from adapters.megatron.data import PackedShardDataset, build_loader
+    from adapters.megatron.data import PackedShardDataset
     from adapters.megatron.images import ImageSpec
+    from adapters.megatron.loader import build_loader
     from adapters.megatron.optimizer import MixedPrecisionAdamW
     from adapters.megatron.reweigh import Reweigh
     from adapters.megatron.shards import resolve_shards

@@ -24,7 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 warnings.filterwarnings("ignore")
 
-from adapters.megatron.data import PackedShardDataset, build_loader  # noqa: E402
+from adapters.megatron.data import PackedShardDataset  # noqa: E402
+from adapters.megatron.loader import build_loader  # noqa: E402
 from adapters.megatron.models import build_gpt, count_parameters, preset  # noqa: E402
 from adapters.megatron.optimizer import MixedPrecisionAdamW  # noqa: E402
 from adapters.megatron.reweigh import Reweigh  # noqa: E402
