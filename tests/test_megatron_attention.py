@@ -8,10 +8,10 @@ import torch
 
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.attention import DocumentState  # noqa: E402
-from adapters.megatron.models import build_gpt, preset  # noqa: E402
-from adapters.megatron.rope import rotary_frequencies  # noqa: E402
-from tests.megatron_utils import init_parallel, make_batch, random_document  # noqa: E402
+from adapters.megatron.attention import DocumentState
+from adapters.megatron.models import build_gpt, preset
+from adapters.megatron.rope import rotary_frequencies
+from tests.megatron_utils import init_parallel, make_batch, random_document
 
 VOCAB = 100
 

@@ -5,8 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.step import clip_gradients, gradients  # noqa: E402
-from tests.megatron_utils import init_parallel  # noqa: E402
+from adapters.megatron.step import clip_gradients, gradients
+from tests.megatron_utils import init_parallel
 
 
 def model_with_grads(seed):

@@ -13,12 +13,12 @@ import torch.multiprocessing as mp
 
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.batch import PackedSequence, collate  # noqa: E402
-from adapters.megatron.data import PackedShardDataset  # noqa: E402
-from adapters.megatron.images import ImageSpec  # noqa: E402
-from adapters.megatron.models import build_llava, padded_vocab_size, preset, vision_tokens  # noqa: E402
-from adapters.megatron.step import StepModel, train_step  # noqa: E402
-from tests.megatron_utils import free_port, init_parallel  # noqa: E402
+from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.data import PackedShardDataset
+from adapters.megatron.images import ImageSpec
+from adapters.megatron.models import build_llava, padded_vocab_size, preset, vision_tokens
+from adapters.megatron.step import StepModel, train_step
+from tests.megatron_utils import free_port, init_parallel
 
 SEQ = 512
 # SwiGLU off: Megatron's CPU init splits the fused [gate; up] master weight by contiguous rows, which is a

@@ -8,11 +8,11 @@ import torch
 
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.loss import WeightedLoss, global_weight_sum  # noqa: E402
-from adapters.megatron.models import build_gpt, preset  # noqa: E402
-from adapters.megatron.step import StepModel, train_step  # noqa: E402
-from litdata.classes import TokenClass  # noqa: E402
-from tests.megatron_utils import conversation, init_parallel, make_batch  # noqa: E402
+from adapters.megatron.loss import WeightedLoss, global_weight_sum
+from adapters.megatron.models import build_gpt, preset
+from adapters.megatron.step import StepModel, train_step
+from litdata.classes import TokenClass
+from tests.megatron_utils import conversation, init_parallel, make_batch
 
 VOCAB = 128
 

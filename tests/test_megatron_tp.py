@@ -9,9 +9,9 @@ import torch.multiprocessing as mp
 
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.models import build_gpt, preset  # noqa: E402
-from adapters.megatron.step import StepModel, train_step  # noqa: E402
-from tests.megatron_utils import conversation, free_port, init_parallel, make_batch  # noqa: E402
+from adapters.megatron.models import build_gpt, preset
+from adapters.megatron.step import StepModel, train_step
+from tests.megatron_utils import conversation, free_port, init_parallel, make_batch
 
 VOCAB = 256  # already a multiple of 128 * TP for TP 1 and 2, so both draw the same embedding
 

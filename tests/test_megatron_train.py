@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("megatron.core")
 
-from tests.megatron_utils import free_port  # noqa: E402
+from adapters.megatron.models import preset
+from tests.megatron_utils import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ = 512
@@ -37,7 +38,7 @@ def train(data: Path, tmp: Path, log: str, *extra: str) -> list[dict]:
            "--model", "tiny", "--micro-batch-size", "4", "--lr", "3e-3", "--steps", "20",
            "--log-json", str(tmp / log), *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in (tmp / log).read_text().splitlines()]
 
@@ -60,7 +61,7 @@ def test_vit_mode_reports_instruction_loss_without_training_on_it(demo, tmp_path
     env = dict(os.environ, MASTER_PORT=str(free_port()), PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-m", "adapters.megatron.train", "--data", str(demo), "--steps", "2", "--mode", "vit",
            "--log-json", str(tmp_path / "v.jsonl")]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
     for r in rows:
@@ -85,7 +86,7 @@ def test_a_corrupt_shard_stops_training_with_its_name_or_is_skipped_and_counted(
         env = dict(os.environ, MASTER_PORT=str(free_port()), PYTHONWARNINGS="ignore")
         cmd = [sys.executable, "-m", "adapters.megatron.train", "--data", str(data), "--steps", "8",
                "--micro-batch-size", "4", "--log-json", str(tmp_path / "c.jsonl"), *extra]
-        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
     failed = run()
     assert failed.returncode != 0 and "sha256" in failed.stderr
@@ -105,7 +106,7 @@ def test_bf16_training_with_a_schedule_resumes_bit_for_bit(demo, tmp_path):
         cmd = [sys.executable, "-m", "adapters.megatron.train", "--data", str(demo), "--model", "tiny", "--bf16",
                "--steps", "6", "--lr", "3e-3", "--micro-batch-size", "4", "--lr-warmup-iters", "2",
                "--lr-decay-style", "cosine", "--min-lr", "3e-4", "--log-json", str(tmp_path / log), *extra]
-        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
         return [json.loads(line) for line in (tmp_path / log).read_text().splitlines()]
 
@@ -131,7 +132,7 @@ def test_a_tp2_checkpoint_resumes_at_tp1_and_refuses_another_dp_size(demo, tmp_p
                "--tensor-model-parallel-size", str(tp), "--model", "tiny", "--micro-batch-size", "4", "--lr", "3e-3",
                "--steps", "6", "--lr-decay-style", "cosine", "--log-json", str(tmp_path / log), *extra]
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        return subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
 
     def rows(log: str) -> list[dict]:
         return [json.loads(line) for line in (tmp_path / log).read_text().splitlines()]
@@ -153,3 +154,16 @@ def test_a_tp2_checkpoint_resumes_at_tp1_and_refuses_another_dp_size(demo, tmp_p
     refused = run("dp2.jsonl", 2, 1, "--load", ckpt, "--make-vocab-size-divisible-by", "256")
     assert refused.returncode != 0
     assert "saved with 1 data-parallel ranks, this run has 2" in refused.stderr
+
+
+def test_model_and_image_options_reach_the_model_and_the_loader():
+    from adapters.megatron.images import CLIP_STD
+    from adapters.megatron.train import images_for, parse_args
+
+    a = parse_args(["--data", "x", "--model", "llava-tiny", "--init-method-std", "0.006", "--rotary-base", "500000",
+                    "--image-mean", "0.5", "0.5", "0.5", "--image-aspect", "resize"])
+    margs = preset(a.model, **{k: getattr(a, k) for k in ("init_method_std", "rotary_base")})
+    assert (margs.init_method_std, margs.rotary_base) == (0.006, 500000)
+    spec = images_for(a, margs)
+    assert (spec.size, spec.mean, spec.std, spec.pad_to_square) == (56, (0.5, 0.5, 0.5), CLIP_STD, False)
+    assert images_for(parse_args(["--data", "x"]), preset("tiny")) is None

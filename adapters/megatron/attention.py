@@ -20,14 +20,13 @@ no row is fully masked (which would give NaN); padded positions carry loss weigh
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
-from torch import Tensor
-
 from megatron.core.transformer.module import MegatronModule
 from megatron.core.transformer.transformer_config import TransformerConfig
 from megatron.core.utils import divide
+from torch import Tensor
 
 _COMPILED_FLEX: Any = None
 
@@ -49,11 +48,11 @@ class DocumentState:
         if backend not in ("auto", "flex", "sdpa"):
             raise ValueError(f"attention backend must be auto, flex or sdpa, got {backend!r}")
         self.backend = backend
-        self.document_ids: Optional[Tensor] = None  # [b, s] int, -1 on padding
-        self.position_ids: Optional[Tensor] = None  # [b, s] int, restarting at 0 in every document
+        self.document_ids: Tensor | None = None  # [b, s] int, -1 on padding
+        self.position_ids: Tensor | None = None  # [b, s] int, restarting at 0 in every document
         self._mask: Any = None
 
-    def set(self, document_ids: Optional[Tensor], position_ids: Optional[Tensor] = None) -> None:
+    def set(self, document_ids: Tensor | None, position_ids: Tensor | None = None) -> None:
         """Install the next batch. `document_ids=None` means one causal document per row (unpacked)."""
         if document_ids is not None and document_ids.dim() != 2:
             raise ValueError(f"document_ids must be [batch, seq], got shape {tuple(document_ids.shape)}")
@@ -117,9 +116,9 @@ class DocumentAttention(MegatronModule):
         layer_number: int,
         attn_mask_type: Any,
         attention_type: str,
-        attention_dropout: Optional[float] = None,
-        softmax_scale: Optional[float] = None,
-        cp_comm_type: Optional[str] = None,
+        attention_dropout: float | None = None,
+        softmax_scale: float | None = None,
+        cp_comm_type: str | None = None,
         pg_collection: Any = None,
         *,
         state: DocumentState,
@@ -147,9 +146,9 @@ class DocumentAttention(MegatronModule):
         query: Tensor,
         key: Tensor,
         value: Tensor,
-        attention_mask: Optional[Tensor] = None,
+        attention_mask: Tensor | None = None,
         attn_mask_type: Any = None,
-        attention_bias: Optional[Tensor] = None,
+        attention_bias: Tensor | None = None,
         packed_seq_params: Any = None,
         **_: Any,
     ) -> Tensor:
@@ -185,7 +184,7 @@ class VisionAttention(DocumentAttention):
         kwargs.pop("state", None)
         super().__init__(*args, state=DocumentState(), **kwargs)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, attention_mask: Optional[Tensor] = None,
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None = None,
                 *args: Any, **kwargs: Any) -> Tensor:
         if attention_mask is not None:
             raise ValueError("VisionAttention attends over the whole image; it takes no attention mask")

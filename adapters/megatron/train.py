@@ -11,20 +11,33 @@ world_size / TP; global batch = micro batch x micro-batches per step x DP.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
 import time
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from adapters.megatron.models import PRESETS, build_gpt, build_llava, count_parameters, preset, vision_tokens
+# Megatron-Core warns on import that Transformer Engine and Apex are absent; the adapter does not use them.
+warnings.filterwarnings("ignore", message=".*(Transformer Engine|Apex).*")
+
+from adapters.megatron.models import (
+    PRESETS,
+    ModelArgs,
+    build_gpt,
+    build_llava,
+    count_parameters,
+    preset,
+    vision_tokens,
+)
 
 OVERRIDES = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "num_query_groups",
              "seq_length", "img_size", "patch_dim", "vit_num_layers", "vit_hidden_size", "vit_num_attention_heads",
-             "make_vocab_size_divisible_by")
+             "make_vocab_size_divisible_by", "rotary_base", "init_method_std")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -36,8 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tensor-model-parallel-size", type=int, default=1)
     p.add_argument("--micro-batch-size", type=int, default=2)
     p.add_argument("--global-batch-size", type=int, help="default: micro batch x DP (no accumulation)")
+    types = {f.name: float if "float" in str(f.type) else int for f in dataclasses.fields(ModelArgs)}
     for name in OVERRIDES:
-        p.add_argument("--" + name.replace("_", "-"), type=int,
+        p.add_argument("--" + name.replace("_", "-"), type=types[name],
                        help="default: the manifest's seq_len" if name == "seq_length" else "override the preset")
     p.add_argument("--bf16", action="store_true", default=None, help="override the preset")
     p.add_argument("--no-swiglu", dest="swiglu", action="store_false", default=None)
@@ -57,6 +71,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-corrupt", action="store_true",
                    help="skip a corrupt shard (counted in each step's log line) instead of stopping")
     p.add_argument("--attention-backend", choices=("auto", "flex", "sdpa"), default="auto")
+    p.add_argument("--image-mean", type=float, nargs=3, metavar=("R", "G", "B"), help="default: CLIP's")
+    p.add_argument("--image-std", type=float, nargs=3, metavar=("R", "G", "B"), help="default: CLIP's")
+    p.add_argument("--image-aspect", choices=("pad", "resize"), default="pad",
+                   help="pad to a square with the mean colour (LLaVA-1.5) or stretch")
     p.add_argument("--save", help="checkpoint folder")
     p.add_argument("--save-interval", type=int, default=0)
     p.add_argument("--load", help="resume from this checkpoint folder")
@@ -115,6 +133,16 @@ def lr_scheduler(optimizer: Any, a: argparse.Namespace) -> Any:
     )
 
 
+def images_for(a: argparse.Namespace, margs: ModelArgs) -> Any:
+    """How the loader decodes images for the ViT (None for a text-only model)."""
+    from adapters.megatron.images import ImageSpec
+
+    if not margs.vision:
+        return None
+    given = {k: tuple(v) for k, v in (("mean", a.image_mean), ("std", a.image_std)) if v is not None}
+    return ImageSpec(size=margs.img_size, pad_to_square=a.image_aspect == "pad", **given)
+
+
 def check_image_tokens(data: str, compiled: int, margs: Any) -> None:
     """The shards reserve `image_tokens` positions per image placeholder; the ViT must emit exactly that many."""
     emitted = vision_tokens(margs)
@@ -129,13 +157,11 @@ def check_image_tokens(data: str, compiled: int, margs: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", message=".*(Transformer Engine|Apex).*")
     a = parse_args(argv)
     from megatron.core import parallel_state
 
     from adapters.megatron import checkpoint
     from adapters.megatron.data import PackedShardDataset
-    from adapters.megatron.images import ImageSpec
     from adapters.megatron.loader import build_loader
     from adapters.megatron.optimizer import MixedPrecisionAdamW
     from adapters.megatron.reweigh import Reweigh
@@ -160,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         accumulate = a.global_batch_size // (a.micro_batch_size * dp_size)
 
     reweigh = Reweigh(mode=a.mode, overrides=parse_weight_overrides(a.weight))
-    image_spec = ImageSpec(size=margs.img_size) if margs.vision else None
+    image_spec = images_for(a, margs)
     dataset = PackedShardDataset(a.data, dp_rank=dp_rank, dp_size=dp_size, seed=a.seed, epochs=None,
                                  reweigh=reweigh, image_spec=image_spec, skip_corrupt=a.skip_corrupt)
     cfg = dataset.shardset.config
@@ -194,36 +220,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             scheduler.step(start)
 
     n_params = count_parameters(model) * tp  # every TP rank holds 1/TP of the (mostly) sharded weights
-    flops_per_token = model_flops_per_token(margs, n_params)
+    flops_per_token = model_flops_per_token(margs, n_params) if on_gpu else None
     rank0 = torch.distributed.get_rank() == 0
-    log = open(a.log_json, "a") if (a.log_json and rank0) else None
-    batches = iter(loader)
-    for step in range(start + 1, a.steps + 1):
-        t0 = time.perf_counter()
-        micro = [to_device(next(batches), device) for _ in range(accumulate)]
-        lr = optimizer.param_groups[0]["lr"]
-        report = train_step(sm, optimizer, micro, dp_group=dp_group, clip_grad=a.clip_grad)
-        scheduler.step(1)
-        if on_gpu:
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        tokens = accumulate * a.micro_batch_size * margs.seq_length * dp_size
-        line = {"step": step, **report, "lr": lr, "tokens_per_s": tokens / dt, "step_time_s": dt}
-        if a.skip_corrupt:
-            skipped = loader.stats
-            line.update(shards_skipped=skipped.shards_skipped, sequences_skipped=skipped.sequences_skipped)
-        if on_gpu:
-            line["tflops"] = flops_per_token * tokens / dt / 1e12 / (tp * dp_size)  # per GPU
-        if log:
-            log.write(json.dumps(line) + "\n")
-            log.flush()
-        if rank0:
-            print(json.dumps(line), flush=True)
-        if a.save and a.save_interval and step % a.save_interval == 0:
-            checkpoint.save(a.save, step=step, model=model, optimizer=optimizer, loader_state=loader.state_dict(),
-                            extra={"scheduler": scheduler.state_dict()})
-    if log:
-        log.close()
+    with open(a.log_json, "a") if (a.log_json and rank0) else contextlib.nullcontext() as log:
+        batches = iter(loader)
+        for step in range(start + 1, a.steps + 1):
+            t0 = time.perf_counter()
+            micro = [to_device(next(batches), device) for _ in range(accumulate)]
+            lr = optimizer.param_groups[0]["lr"]
+            report = train_step(sm, optimizer, micro, dp_group=dp_group, clip_grad=a.clip_grad)
+            scheduler.step(1)
+            if on_gpu:
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            tokens = accumulate * a.micro_batch_size * margs.seq_length * dp_size
+            line = {"step": step, **report, "lr": lr, "tokens_per_s": tokens / dt, "step_time_s": dt}
+            if a.skip_corrupt:
+                skipped = loader.stats
+                line.update(shards_skipped=skipped.shards_skipped, sequences_skipped=skipped.sequences_skipped)
+            if flops_per_token:
+                line["tflops"] = flops_per_token * tokens / dt / 1e12 / (tp * dp_size)  # per GPU
+            if log:
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+            if rank0:
+                print(json.dumps(line), flush=True)
+            if a.save and a.save_interval and step % a.save_interval == 0:
+                checkpoint.save(a.save, step=step, model=model, optimizer=optimizer,
+                                loader_state=loader.state_dict(), extra={"scheduler": scheduler.state_dict()})
     parallel_state.destroy_model_parallel()
     torch.distributed.destroy_process_group()
     return 0
