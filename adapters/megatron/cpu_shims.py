@@ -1,7 +1,7 @@
 """The few CPU-only patches Megatron-Core needs to run our tests without a GPU.
 
 Applied by `apply()` only when `torch.cuda.is_available()` is False; on a GPU `apply()` does nothing, so
-none of this is on the GPU path. What needs patching, and why (megatron-core 0.16.1):
+none of this is on the GPU path. What needs patching, and why (megatron-core 0.16.1 and 0.19.2):
 1. `pipeline_parallel.schedules` creates its token counter with `torch.zeros(..., device="cuda")`
    (forward_backward_no_pipelining and the pipelined schedules). We give that module a `torch` proxy whose
    `zeros` maps a CUDA device to the CPU; every other attribute is the real torch.
@@ -13,6 +13,8 @@ none of this is on the GPU path. What needs patching, and why (megatron-core 0.1
    copy, which skips the synchronize. Its finalize step (`state_dict_saver`) all-reduces a flag on
    `torch.cuda.current_device()`: that module gets the same `torch` proxy, whose `cuda.current_device()`
    answers "cpu".
+4. megatron-core 0.19's `LLaVAModel.forward` builds its empty sound-embedding placeholder on
+   `torch.cuda.current_device()` when no sound clips are given: `llava_model` gets the same proxy.
 Not needed here, because our modules avoid them: Megatron's `RotaryEmbedding.get_emb` (moves `inv_freq` to
 CUDA; `DocumentRotaryEmbedding` computes its own), the global memory buffer (only used with sequence
 parallelism, which we leave off), and the CUDA RNG tracker (only forked for attention dropout, which the
@@ -70,6 +72,10 @@ def apply() -> bool:
         from megatron.core.dist_checkpointing.strategies import filesystem_async, state_dict_saver
 
         state_dict_saver.torch = _CpuTorch()
+
+        from megatron.core.models.multimodal import llava_model
+
+        llava_model.torch = _CpuTorch()
 
         writer = filesystem_async.FileSystemWriterAsync
         preload = writer.preload_tensors
