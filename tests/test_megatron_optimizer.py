@@ -100,3 +100,13 @@ def test_state_dict_restores_main_weights_not_their_bf16_rounding():
         one = torch.nn.Module()
         one.p = torch.nn.Parameter(torch.zeros(2, dtype=torch.bfloat16))
         MixedPrecisionAdamW(one, lr=1e-3).load_state_dict(state)
+
+
+def test_removed_hooks_leave_the_gradients_on_the_model():
+    model = linear(torch.bfloat16)
+    opt = MixedPrecisionAdamW(model, lr=1e-3)
+    backward(model, 0)
+    assert model.weight.grad is None  # taken into the float32 buffer
+    opt.remove_hooks()
+    backward(model, 1)
+    assert model.weight.grad is not None and model.weight.grad.dtype == torch.bfloat16

@@ -31,8 +31,7 @@ class MixedPrecisionAdamW:
         self.low = [p for p in self.params if p.dtype != torch.float32]
         self.main_of: dict[Tensor, nn.Parameter] = {p: nn.Parameter(p.detach().float().clone()) for p in self.low}
         self.main_grad: dict[Tensor, Tensor] = {p: torch.zeros_like(self.main_of[p]) for p in self.low}
-        for p in self.low:
-            p.register_post_accumulate_grad_hook(self._accumulate)
+        self._hooks = [p.register_post_accumulate_grad_hook(self._accumulate) for p in self.low]
         stepped = [self.main_of.get(p, p) for p in self.params]
         self.model_of: dict[Tensor, Tensor] = {m: p for p, m in zip(self.params, stepped)}
         groups = [
@@ -48,6 +47,12 @@ class MixedPrecisionAdamW:
     def _accumulate(self, p: Tensor) -> None:
         self.main_grad[p].add_(p.grad)
         p.grad = None
+
+    def remove_hooks(self) -> None:
+        """Stop taking the model's gradients (before handing the model to another optimizer)."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
