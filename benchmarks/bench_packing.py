@@ -30,6 +30,7 @@ from benchmarks.baselines.packing import (
     no_packing,
     subset_sum_fill,
 )
+from benchmarks.baselines.packing_bound import min_sequences_lower_bound
 from benchmarks.report import run_benchmark, Table, add_common_arguments
 
 TARGET_4096 = 0.99
@@ -116,6 +117,15 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
                 target=f">= {TARGET_4096}" if seq_len == 4096 and isinstance(fn, str) else None,
                 met=(eff >= TARGET_4096) if seq_len == 4096 and isinstance(fn, str) else None,
             )
+        # A proven lower bound on the sequences of ANY packing of these documents, so an upper bound on the efficiency
+        # of every method above (and of any other).
+        bound = min_sequences_lower_bound(expanded[keep], seq_len)
+        upper = int(expanded[keep].sum()) / (max(bound.sequences, 1) * seq_len)
+        table.add(seq_len=seq_len, method="upper bound on efficiency, any packer (cutting-stock LP)",
+                  sequences=bound.sequences, efficiency=round(upper, 5), seconds=bound.seconds)  # fmt: skip
+        table.notes.append(f"seq_len {seq_len} bound: at least {bound.sequences:,} sequences, so at most {upper:.3%} "
+                           f"(LP optimum {bound.lp_value:,.2f}, volume bound {bound.volume:,}; {bound.columns:,} "
+                           f"patterns, {bound.iterations} pricing rounds)")  # fmt: skip
         dropped = len(expanded) - len(keep)
         if dropped:
             table.notes.append(f"seq_len {seq_len}: {dropped:,} documents longer than seq_len left out of every method")
@@ -125,6 +135,11 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
             "and every packing is checked (each document exactly once, no sequence over seq_len)."
         ),
         "seconds: packing only (litdata: BestFitPacker.run over the documents; no tokenization or writing).",
+        (
+            "upper bound: real tokens / (a proven lower bound on the sequences of any packing x seq_len); the bound is "
+            "the Gilmore-Gomory cutting-stock LP relaxation (benchmarks/baselines/packing_bound.py, exact lengths, no "
+            "rounding), rounded up; seconds: column generation."
+        ),
         (
             f"length sample: text-token and image counts of every document of a litdata compile of "
             f"{args.sample_records:,} workload records (demo tokenizer), drawn with replacement (seed {args.seed})."
