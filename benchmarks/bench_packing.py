@@ -90,7 +90,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
         keep = np.flatnonzero(expanded <= seq_len)
         lengths = expanded[keep].tolist()
         methods = [("litdata --packing fill (default), window 8192, carry 256", "fill"),
-                   ("litdata --packing best-fit, window 8192, carry 256", "best-fit")]
+                   ("litdata --packing best-fit, window 8192, carry 256", "best-fit"),
+                   ("litdata --packing lp, window 65536, carry 256", "lp")]
         methods += [(f"greedy knapsack per buffer of {b} (Megatron-Energon buffer / LLaMA-Factory map batch)",
                      lambda L, c, b=b: greedy_knapsack_buffered(L, c, b)) for b in args.buffers]  # fmt: skip
         if len(lengths) <= args.whole_knapsack_max:
@@ -134,7 +135,7 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
             "efficiency = real tokens (images expanded) / (sequences x seq_len); every method packs the same documents, "
             "and every packing is checked (each document exactly once, no sequence over seq_len)."
         ),
-        "seconds: packing only (litdata: BestFitPacker.run over the documents; no tokenization or writing).",
+        "seconds: packing only (litdata: the packer's run over the documents; no tokenization or writing).",
         (
             "upper bound: real tokens / (a proven lower bound on the sequences of any packing x seq_len); the bound is "
             "the Gilmore-Gomory cutting-stock LP relaxation (benchmarks/baselines/packing_bound.py, exact lengths, no "

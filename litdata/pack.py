@@ -1,13 +1,18 @@
 """Bin packing of documents into sequences of at most `seq_len` expanded tokens.
 
 Lengths are counted with every image placeholder expanded to `image_tokens` positions, since that is what the
-model sees. Documents arrive as a stream and are packed in windows of `window` documents, so memory stays
-bounded. Two algorithms:
-- `fill` (default): subset-sum fill (litdata/binpack.py); the `carry` shortest documents of a window wait for the
-  next one, where they fill gaps;
+model sees. Documents arrive as a stream and are packed in windows of `window` documents (by default 8192, and
+65536 for `lp`: DEFAULT_WINDOWS), so memory stays bounded. Three algorithms:
+- `fill` (default): subset-sum fill (litdata/binpack.py); up to `carry` documents of a window that fill leaves
+  over wait for the next one, where they fill gaps;
 - `best-fit`: best-fit decreasing; the `carry` emptiest bins of a window stay open for the next one. Faster,
-  about 3 points less efficient on LLaVA-shaped data at 4096.
-The output depends only on the input order, the options and the seed.
+  about 3 points less efficient on LLaVA-shaped data at 4096;
+- `lp`: whole copies of the patterns of the cutting-stock LP's optimum (litdata/cutting_stock.py), then fill for
+  what is left, up to `carry` documents waiting as with fill. Within a few sequences of the proven bound on
+  LLaVA-shaped data (99.3% at 4096 against fill's 97.9%; benchmarks/README.md, section 2); needs scipy, and
+  takes about a second per window once warm, more for the first window or many distinct lengths.
+The output depends only on the input order, the options and the seed (for `lp`, also on the scipy/HiGHS
+version, which could pick another of several optimal LP solutions).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from litdata.binpack import best_fit_decreasing, fill_bins
+from litdata.binpack import best_fit_decreasing, fill_bins, lp_bins
 from litdata.records import Document, Reject
 
 
@@ -33,21 +38,26 @@ class PackedSequence:
     length: int  # expanded length
 
 
-PACKING_ALGORITHMS = ("fill", "best-fit")
+PACKING_ALGORITHMS = ("fill", "best-fit", "lp")
+# Documents per window when --pack-window is not given. lp solves one LP per window and pays a fixed cost for it
+# (about 1 s at seq_len 4096 once warm), so it takes larger windows: fewer LPs, and fewer leftovers from rounding.
+DEFAULT_WINDOWS = {"fill": 8192, "best-fit": 8192, "lp": 65536}
 
 
 @dataclass(frozen=True, kw_only=True)
 class PackSettings:
     seq_len: int
     image_tokens: int
-    window: int = 8192
+    window: int | None = None  # None: DEFAULT_WINDOWS[algorithm]
     carry: int = 256
     seed: int = 0
-    algorithm: str = "fill"  # "fill" | "best-fit"
+    algorithm: str = "fill"  # "fill" | "best-fit" | "lp"
 
     def __post_init__(self) -> None:
         if self.algorithm not in PACKING_ALGORITHMS:
             raise ValueError(f"unknown packing {self.algorithm!r} (valid: {', '.join(PACKING_ALGORITHMS)})")
+        if self.window is None:
+            object.__setattr__(self, "window", DEFAULT_WINDOWS[self.algorithm])  # frozen dataclass
 
 
 class BestFitPacker:
@@ -117,7 +127,7 @@ class FillPacker(BestFitPacker):
     def flush(self, docs: list[Document], final: bool) -> list[PackedSequence]:
         docs = self._waiting + docs
         lengths = [d.expanded_length(self.s.image_tokens) for d in docs]
-        bins, rest = fill_bins(lengths, self.s.seq_len, keep=0 if final else self.s.carry)
+        bins, rest = self._bins(lengths, keep=0 if final else self.s.carry)
         placed = sorted(i for b in bins for i in b)
         best = best_fit_decreasing([lengths[i] for i in placed], self.s.seq_len)
         if len(best) < len(bins):
@@ -127,6 +137,24 @@ class FillPacker(BestFitPacker):
                   for b in bins]
         return self._emit(packed)
 
+    def _bins(self, lengths: list[int], keep: int) -> tuple[list[list[int]], list[int]]:
+        return fill_bins(lengths, self.s.seq_len, keep=keep)
+
+
+class LPPacker(FillPacker):
+    """FillPacker with the cutting-stock LP's plan (`lp_bins`) in place of subset-sum fill. Each window's LP starts
+    from the previous window's sequences: the documents come from one distribution, so those are nearly the
+    optimal patterns again, and column generation then takes a few rounds instead of a hundred or more."""
+
+    def __init__(self, settings: PackSettings) -> None:
+        super().__init__(settings)
+        self._previous: list[tuple[int, ...]] = []  # the last window's sequences, as lengths
+
+    def _bins(self, lengths: list[int], keep: int) -> tuple[list[list[int]], list[int]]:
+        bins, rest = lp_bins(lengths, self.s.seq_len, keep=keep, initial=self._previous)
+        self._previous = sorted({tuple(sorted(lengths[i] for i in b)) for b in bins})  # sorted: no set order leaks
+        return bins, rest
+
 
 def make_packer(settings: PackSettings) -> BestFitPacker:
-    return FillPacker(settings) if settings.algorithm == "fill" else BestFitPacker(settings)
+    return {"fill": FillPacker, "best-fit": BestFitPacker, "lp": LPPacker}[settings.algorithm](settings)
