@@ -45,9 +45,10 @@ def _poll_tree(pid: int, stop: threading.Event, peak: list[int]) -> None:
         stop.wait(0.1)
 
 
-def compile_peak(src: Path, image_root: Path, out: Path, tokenizer: str, workers: int) -> dict:
+def compile_peak(src: Path, image_root: Path, out: Path, tokenizer: str, workers: int, packing: str = "fill") -> dict:
     cmd = [sys.executable, "-m", "litdata", "compile", str(src), "--image-root", str(image_root), "--out", str(out),
-           "--tokenizer", tokenizer, "--workers", str(workers), "--no-progress", "--overwrite"]  # fmt: skip
+           "--tokenizer", tokenizer, "--workers", str(workers), "--packing", packing, "--no-progress",
+           "--overwrite"]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stop, peak = threading.Event(), [0]
@@ -69,7 +70,7 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
 
     from benchmarks.workload import write_workload
 
-    table = Table(title=f"peak RSS of `litdata compile --workers {args.workers}` (images path)",
+    table = Table(title=f"peak RSS of `litdata compile --workers {args.workers} --packing {args.packing}` (images path)",
                   columns=["records", "input MB", "seconds", "records/s", "peak RSS MiB (ru_maxrss)",
                            "peak RSS MiB (process tree)", "documents", "sequences"])  # fmt: skip
     peaks = []
@@ -77,7 +78,7 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
         wdir = work / f"wl_{n}"
         wl = write_workload(n, wdir, args.seed, images=args.images)
         out = work / f"out_{n}"
-        r = compile_peak(wl.records, wl.image_root, out, args.tokenizer, args.workers)
+        r = compile_peak(wl.records, wl.image_root, out, args.tokenizer, args.workers, args.packing)
         man = json.loads((out / "manifest.json").read_text())
         table.add(
             records=n,
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", type=int, nargs="+", default=None, help="default 10000 100000 665000; --quick 3000 15000"
     )
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--packing", default="fill", help="the compile's --packing")
     ap.add_argument("--images", type=int, default=2000, help="pictures in the workload's shared pool")
     ap.add_argument("--tokenizer", default=str(DEMO_TOKENIZER_DIR))
     ap.add_argument("--seed", type=int, default=0)

@@ -58,7 +58,7 @@ def sample_lengths(records: int, work: Path, tokenizer: str, seed: int) -> np.nd
 
 
 def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tokens: int,
-                 algorithm: str = "fill") -> list[list[int]]:
+                 algorithm: str = "fill", window: int = 8192) -> list[list[int]]:
     """litdata's packer on stand-in Documents of the right lengths (zero-stride token arrays, no memory)."""
     from litdata.pack import PackSettings, make_packer
     from litdata.records import Document, Provenance
@@ -70,7 +70,7 @@ def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tok
                      tokens=np.broadcast_to(zero_i, (int(n),)), classes=np.broadcast_to(zero_u, (int(n),)),
                      weights=np.broadcast_to(zero_f, (int(n),)), images=(blob,) * int(k))
             for i, (n, k) in enumerate(zip(tokens, images))]  # fmt: skip
-    packer = make_packer(PackSettings(seq_len=seq_len, image_tokens=image_tokens, algorithm=algorithm))
+    packer = make_packer(PackSettings(seq_len=seq_len, image_tokens=image_tokens, algorithm=algorithm, window=window))
     t0 = time.perf_counter()
     seqs = list(packer.run(docs))
     litdata_pack.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
@@ -89,9 +89,10 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
     for seq_len in args.seq_lens:
         keep = np.flatnonzero(expanded <= seq_len)
         lengths = expanded[keep].tolist()
-        methods = [("litdata --packing fill (default), window 8192, carry 256", "fill"),
-                   ("litdata --packing best-fit, window 8192, carry 256", "best-fit"),
-                   ("litdata --packing lp, window 65536, carry 256", "lp")]
+        methods = [("litdata --packing fill (default), window 8192, carry 256", ("fill", 8192)),
+                   ("litdata --packing best-fit, window 8192, carry 256", ("best-fit", 8192)),
+                   ("litdata --packing lp, window 8192 (default), carry 256", ("lp", 8192)),
+                   ("litdata --packing lp --pack-window 65536, carry 256", ("lp", 65536))]
         methods += [(f"greedy knapsack per buffer of {b} (Megatron-Energon buffer / LLaMA-Factory map batch)",
                      lambda L, c, b=b: greedy_knapsack_buffered(L, c, b)) for b in args.buffers]  # fmt: skip
         if len(lengths) <= args.whole_knapsack_max:
@@ -100,8 +101,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
         methods += [("first-fit decreasing, whole dataset at once", first_fit_decreasing),
                     ("no packing (pad every record)", no_packing)]  # fmt: skip
         for name, fn in methods:
-            if isinstance(fn, str):  # litdata itself; document indices are positions in `lengths`
-                bins = litdata_pack(tokens[keep], images[keep], seq_len, args.image_tokens, fn)
+            if isinstance(fn, tuple):  # litdata itself; document indices are positions in `lengths`
+                bins = litdata_pack(tokens[keep], images[keep], seq_len, args.image_tokens, *fn)
                 secs = litdata_pack.seconds  # type: ignore[attr-defined]
             else:
                 t0 = time.perf_counter()
@@ -115,8 +116,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
                 sequences=len(bins),
                 efficiency=round(eff, 5),
                 seconds=secs,
-                target=f">= {TARGET_4096}" if seq_len == 4096 and isinstance(fn, str) else None,
-                met=(eff >= TARGET_4096) if seq_len == 4096 and isinstance(fn, str) else None,
+                target=f">= {TARGET_4096}" if seq_len == 4096 and isinstance(fn, tuple) else None,
+                met=(eff >= TARGET_4096) if seq_len == 4096 and isinstance(fn, tuple) else None,
             )
         # A proven lower bound on the sequences of ANY packing of these documents, so an upper bound on the efficiency
         # of every method above (and of any other).

@@ -1,8 +1,8 @@
 """Bin packing of documents into sequences of at most `seq_len` expanded tokens.
 
 Lengths are counted with every image placeholder expanded to `image_tokens` positions, since that is what the
-model sees. Documents arrive as a stream and are packed in windows of `window` documents (by default 8192, and
-65536 for `lp`: DEFAULT_WINDOWS), so memory stays bounded. Three algorithms:
+model sees. Documents arrive as a stream and are packed in windows of `window` documents (8192 by default), so
+memory stays bounded. Three algorithms:
 - `fill` (default): subset-sum fill (litdata/binpack.py); up to `carry` documents of a window that fill leaves
   over wait for the next one, where they fill gaps;
 - `best-fit`: best-fit decreasing; the `carry` emptiest bins of a window stay open for the next one. Faster,
@@ -39,16 +39,15 @@ class PackedSequence:
 
 
 PACKING_ALGORITHMS = ("fill", "best-fit", "lp")
-# Documents per window when --pack-window is not given. lp solves one LP per window and pays a fixed cost for it
-# (about 1 s at seq_len 4096 once warm), so it takes larger windows: fewer LPs, and fewer leftovers from rounding.
-DEFAULT_WINDOWS = {"fill": 8192, "best-fit": 8192, "lp": 65536}
 
 
 @dataclass(frozen=True, kw_only=True)
 class PackSettings:
     seq_len: int
     image_tokens: int
-    window: int | None = None  # None: DEFAULT_WINDOWS[algorithm]
+    # lp solves one LP per window at a fixed cost (about 1 s at seq_len 4096 once warm): larger windows are faster
+    # and slightly tighter for it, but every document of a window is held in memory.
+    window: int = 8192
     carry: int = 256
     seed: int = 0
     algorithm: str = "fill"  # "fill" | "best-fit" | "lp"
@@ -56,8 +55,6 @@ class PackSettings:
     def __post_init__(self) -> None:
         if self.algorithm not in PACKING_ALGORITHMS:
             raise ValueError(f"unknown packing {self.algorithm!r} (valid: {', '.join(PACKING_ALGORITHMS)})")
-        if self.window is None:
-            object.__setattr__(self, "window", DEFAULT_WINDOWS[self.algorithm])  # frozen dataclass
 
 
 class BestFitPacker:

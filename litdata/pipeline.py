@@ -22,7 +22,7 @@ from litdata.classes import TokenClass, class_weights
 from litdata.encode import EncodeSpec, Encoder
 from litdata.hashing import file_sha256
 from litdata.output import OutputDir
-from litdata.pack import DEFAULT_WINDOWS, PackSettings, make_packer
+from litdata.pack import PackSettings, make_packer
 from litdata.records import Conversation, Document, Reject
 from litdata.stats import CompileStats
 from litdata.write.shards import ShardWriter
@@ -50,13 +50,9 @@ class CompileConfig:
     mining: object | None = None  # litdata.classify MiningSettings
     harmful: object | None = None  # litdata.classify HarmfulSettings
     batch_size: int = 256
-    pack_window: int | None = None  # None: litdata.pack.DEFAULT_WINDOWS[packing]
+    pack_window: int = 8192
     packing: str = "fill"
     progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.pack_window is None:  # resolved here so that the run key and the manifest show the window used
-            object.__setattr__(self, "pack_window", DEFAULT_WINDOWS.get(self.packing, DEFAULT_WINDOWS["fill"]))
 
     @property
     def weights(self) -> dict[TokenClass, float]:

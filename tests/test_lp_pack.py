@@ -95,6 +95,6 @@ def test_compile_with_lp_verifies_and_is_the_same_for_one_and_two_workers(tmp_pa
         assert verify(out).ok, verify(out).problems
         outs.append(out)
     m = json.loads((outs[0] / "manifest.json").read_text())
-    assert m["config"]["packing"] == "lp" and m["config"]["pack_window"] == 65536
+    assert m["config"]["packing"] == "lp" and m["config"]["pack_window"] == 8192
     for shard in m["shards"]:
         assert (outs[0] / shard["name"]).read_bytes() == (outs[1] / shard["name"]).read_bytes()

@@ -58,8 +58,8 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-turns", type=positive_int, default=512, help="reject records with more turns")
     p.add_argument("--max-turn-chars", type=positive_int, default=200_000, help="reject records with a longer turn")
     p.add_argument("--batch-size", type=positive_int, default=256, help="records per encoding batch")
-    p.add_argument("--pack-window", type=positive_int, default=None,
-                   help="documents per packing window (default 8192; 65536 for --packing lp)")
+    p.add_argument("--pack-window", type=positive_int, default=8192,
+                   help="documents per packing window (held in memory; --packing lp runs faster with larger ones)")
     p.add_argument("--packing", choices=PACKING_ALGORITHMS, default="fill",
                    help="fill: subset-sum fill (default); best-fit: best-fit decreasing, fastest; lp: rounds the "
                         "cutting-stock LP, the tightest (needs scipy: pip install 'litdata-lit[lp]')")
