@@ -6,6 +6,7 @@ import os
 import socket
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +35,33 @@ def init_parallel(rank: int = 0, world_size: int = 1, tp: int = 1, port: int | N
     if parallel_state.model_parallel_is_initialized():
         parallel_state.destroy_model_parallel()
     parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp)
+
+
+def compile_demo(tmp_path_factory, name: str, *, seq_len: int, image_tokens: int) -> Path:
+    """The bundled demo compiled at `seq_len` with `image_tokens` slots per image placeholder."""
+    from litdata.cli import main
+
+    out = tmp_path_factory.mktemp(name) / "demo"
+    assert main(["demo", "--out", str(out), "--seq-len", str(seq_len), "--image-tokens", str(image_tokens),
+                 "--no-progress"]) == 0
+    return out
+
+
+def gathered_grads(model: torch.nn.Module, tp: int) -> dict[str, torch.Tensor]:
+    """Every parameter's full gradient by name: tensor-parallel shards all-gathered along their partition dim."""
+    from megatron.core import parallel_state
+
+    group = parallel_state.get_tensor_model_parallel_group()
+    grads = {}
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        g = p.grad.detach()
+        if getattr(p, "tensor_model_parallel", False) and tp > 1:
+            parts = [torch.empty_like(g) for _ in range(tp)]
+            torch.distributed.all_gather(parts, g.contiguous(), group=group)
+            g = torch.cat(parts, dim=p.partition_dim)
+        grads[name] = g
+    return grads
 
 
 def make_batch(

@@ -24,7 +24,7 @@ from adapters.megatron.models import build_llava, preset, vision_tokens
 from adapters.megatron.reweigh import Reweigh
 from adapters.megatron.step import StepModel, expand_batch, forward_step, train_step
 from litdata.classes import TokenClass
-from tests.megatron_utils import free_port, init_parallel
+from tests.megatron_utils import compile_demo, free_port, init_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ = 512
@@ -34,12 +34,7 @@ IMAGE_TOKENS = vision_tokens(ARGS)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from litdata.cli import main
-
-    out = tmp_path_factory.mktemp("llava") / "demo"
-    assert main(["demo", "--out", str(out), "--seq-len", str(SEQ), "--image-tokens", str(IMAGE_TOKENS),
-                 "--no-progress"]) == 0
-    return out
+    return compile_demo(tmp_path_factory, "llava", seq_len=SEQ, image_tokens=IMAGE_TOKENS)
 
 
 @pytest.fixture(scope="module")

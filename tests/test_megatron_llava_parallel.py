@@ -18,7 +18,7 @@ from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
 from adapters.megatron.models import build_llava, padded_vocab_size, preset, vision_tokens
 from adapters.megatron.step import StepModel, train_step
-from tests.megatron_utils import free_port, init_parallel
+from tests.megatron_utils import compile_demo, free_port, gathered_grads, init_parallel
 
 SEQ = 512
 # SwiGLU off: Megatron's CPU init splits the fused [gate; up] master weight by contiguous rows, which is a
@@ -29,12 +29,7 @@ IMAGE_TOKENS = vision_tokens(ARGS)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from litdata.cli import main
-
-    out = tmp_path_factory.mktemp("llava-parallel") / "demo"
-    assert main(["demo", "--out", str(out), "--seq-len", str(SEQ), "--image-tokens", str(IMAGE_TOKENS),
-                 "--no-progress"]) == 0
-    return out
+    return compile_demo(tmp_path_factory, "llava-parallel", seq_len=SEQ, image_tokens=IMAGE_TOKENS)
 
 
 def rows(demo: Path) -> tuple[dict, list[PackedSequence]]:
@@ -62,8 +57,6 @@ def batch_of(seqs: list[PackedSequence]) -> dict:
 
 def loss_and_grads(cfg: dict, micro_batches: list[dict], *, tp: int, dp_group=None) -> tuple[dict, dict]:
     """One step's report and full gradients by parameter name (TP shards gathered), from seed 0."""
-    from megatron.core import parallel_state
-
     torch.manual_seed(0)
     # The vocab is padded to a multiple of 128 * TP; pad it for TP=2 in both runs so both draw one embedding.
     vocab = padded_vocab_size(cfg["tokenizer"]["vocab_size"], 2)
@@ -71,17 +64,7 @@ def loss_and_grads(cfg: dict, micro_batches: list[dict], *, tp: int, dp_group=No
                                image_token_index=cfg["image_token_id"])
     sm = StepModel(model=model, state=state, image_token_index=cfg["image_token_id"], image_tokens=model.img_seq_len)
     report = train_step(sm, None, micro_batches, dp_group=dp_group)
-    group = parallel_state.get_tensor_model_parallel_group()
-    grads = {}
-    for name, p in model.named_parameters():
-        assert p.grad is not None, name
-        g = p.grad.detach()
-        if getattr(p, "tensor_model_parallel", False) and tp > 1:
-            parts = [torch.empty_like(g) for _ in range(tp)]
-            torch.distributed.all_gather(parts, g.contiguous(), group=group)
-            g = torch.cat(parts, dim=p.partition_dim)
-        grads[name] = g
-    return report, grads
+    return report, gathered_grads(model, tp)
 
 
 def _worker(rank: int, port: int, demo: str, tp: int, out: str) -> None:

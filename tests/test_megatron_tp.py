@@ -11,7 +11,7 @@ pytest.importorskip("megatron.core")
 
 from adapters.megatron.models import build_gpt, preset
 from adapters.megatron.step import StepModel, train_step
-from tests.megatron_utils import conversation, free_port, init_parallel, make_batch
+from tests.megatron_utils import conversation, free_port, gathered_grads, init_parallel, make_batch
 
 VOCAB = 256  # already a multiple of 128 * TP for TP 1 and 2, so both draw the same embedding
 
@@ -26,21 +26,10 @@ def batches() -> list[dict]:
 def loss_and_grads(tp: int) -> tuple[dict, dict[str, torch.Tensor]]:
     """Full (gathered) gradients by parameter name, same seed; SwiGLU off because Megatron's CPU init splits
     the fused [gate; up] master weight by contiguous rows, which is a different function at TP=2."""
-    from megatron.core import parallel_state
-
     torch.manual_seed(0)
     model, state = build_gpt(preset("tiny", swiglu=False, seq_length=32), vocab_size=VOCAB, tp_size=tp, on_gpu=False)
     report = train_step(StepModel(model=model, state=state), None, batches())
-    group = parallel_state.get_tensor_model_parallel_group()
-    grads = {}
-    for name, p in model.named_parameters():
-        g = p.grad.detach()
-        if getattr(p, "tensor_model_parallel", False) and tp > 1:
-            parts = [torch.empty_like(g) for _ in range(tp)]
-            torch.distributed.all_gather(parts, g.contiguous(), group=group)
-            g = torch.cat(parts, dim=p.partition_dim)
-        grads[name] = g
-    return report, grads
+    return report, gathered_grads(model, tp)
 
 
 def _tp2_worker(rank: int, port: int, out: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("megatron.core")
 
 from adapters.megatron.models import preset
-from tests.megatron_utils import free_port
+from tests.megatron_utils import compile_demo, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ = 512
@@ -25,11 +25,7 @@ SEQ = 512
 def demo(tmp_path_factory) -> Path:
     """The bundled demo compiled at seq 512 with 16 slots per image (122 packed sequences; a GPTModel reads each
     image placeholder as one token), vocabulary from the manifest."""
-    from litdata.cli import main
-
-    out = tmp_path_factory.mktemp("train") / "demo"
-    assert main(["demo", "--out", str(out), "--seq-len", str(SEQ), "--image-tokens", "16", "--no-progress"]) == 0
-    return out
+    return compile_demo(tmp_path_factory, "train", seq_len=SEQ, image_tokens=16)
 
 
 def train(data: Path, tmp: Path, log: str, *extra: str) -> list[dict]:
