@@ -18,6 +18,7 @@ Weight decay skips 1-D parameters (norm scales, biases), as Megatron's default p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -92,9 +93,14 @@ class MixedPrecisionAdamW:
             raise ValueError(f"checkpoint holds {len(mains)} float32 main parameters, the model has {len(self.low)} "
                              "low-precision ones: saved with another model or precision")
         self.optimizer.load_state_dict(state["optimizer"])
-        for p, saved in zip(self.low, mains):
-            self.main_of[p].copy_(saved)
-            p.copy_(saved)
+        self._restore_mains(zip(self.low, mains))
+
+    @torch.no_grad()
+    def _restore_mains(self, saved: Iterable[tuple[Tensor, Tensor]]) -> None:
+        """Main copies from a checkpoint, and the model's weights as their rounding."""
+        for p, main in saved:
+            self.main_of[p].copy_(main)
+            p.copy_(main)
 
     def _model_params_in_optimizer_order(self) -> list[Tensor]:
         return [self.model_of[m] for group in self.optimizer.param_groups for m in group["params"]]
@@ -121,13 +127,14 @@ class MixedPrecisionAdamW:
         if is_loading:
             self._init_state()
         state = self.optimizer.state_dict()
-        sharded = get_param_id_to_sharded_param_map(model_sharded_state_dict, self._model_params_in_optimizer_order())
+        order = self._model_params_in_optimizer_order()
+        sharded = get_param_id_to_sharded_param_map(model_sharded_state_dict, order)
         steps = {float(s["step"]) for s in state["state"].values()}
         if len(steps) > 1:
             raise ValueError(f"optimizer steps differ between parameters ({sorted(steps)}); cannot checkpoint")
         optim_state_to_sharding_state(state, sharded, exclude_keys=("step",))
         state["state"]["common_step"] = steps.pop() if steps else 0.0
-        index = {p: i for i, p in enumerate(self._model_params_in_optimizer_order())}
+        index = {p: i for i, p in enumerate(order)}
         state["main_params"] = {index[p]: make_sharded_optimizer_tensor(sharded[index[p]], self.main_of[p],
                                                                          prefix="optimizer.main_param")
                                 for p in self.low}
@@ -142,7 +149,4 @@ class MixedPrecisionAdamW:
         order = self._model_params_in_optimizer_order()
         mains = state.pop("main_params")
         self.optimizer.load_state_dict(state)
-        for i, saved in mains.items():
-            p = order[int(i)]
-            self.main_of[p].copy_(saved)
-            p.copy_(saved)
+        self._restore_mains((order[int(i)], saved) for i, saved in mains.items())

@@ -214,10 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resumed = checkpoint.load(a.load, model=model, optimizer=optimizer)
         loader.load_state_dict(resumed["loader"])
         start = resumed["step"]
-        if "scheduler" in resumed["extra"]:
-            scheduler.load_state_dict(resumed["extra"]["scheduler"])
-        else:  # written before schedules existed: the schedule of this run's flags, at the saved step
-            scheduler.step(start)
+        scheduler.load_state_dict(resumed["extra"]["scheduler"])
 
     n_params = count_parameters(model) * tp  # every TP rank holds 1/TP of the (mostly) sharded weights
     flops_per_token = model_flops_per_token(margs, n_params) if on_gpu else None
