@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -215,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         loader.load_state_dict(resumed["loader"])
         start = resumed["step"]
         scheduler.load_state_dict(resumed["extra"]["scheduler"])
+
+    if a.save and torch.distributed.get_rank() == 0:
+        from adapters.megatron.evaluate import TRAIN_ARGS, train_args_record
+
+        Path(a.save).mkdir(parents=True, exist_ok=True)
+        (Path(a.save) / TRAIN_ARGS).write_text(json.dumps(train_args_record(a, margs, int(vocab)), indent=1) + "\n")
 
     n_params = count_parameters(model) * tp  # every TP rank holds 1/TP of the (mostly) sharded weights
     flops_per_token = model_flops_per_token(margs, n_params) if on_gpu else None
