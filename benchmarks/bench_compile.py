@@ -158,7 +158,7 @@ def measure_path(
 ) -> None:
     """litdata at each worker count, then (a), (a'), (b) and (c), on the records of one path."""
     from benchmarks.baselines.hf_map import map_dataset, records_dataset
-    from benchmarks.baselines.llava import LlavaPreprocessor
+    from benchmarks.baselines.llava import LlavaPreprocessor, llama_like
 
     n, reps = len(records), args.repeats
 
@@ -183,7 +183,7 @@ def measure_path(
     secs, _, _ = median_time(partial(tok, texts, add_special_tokens=False, return_attention_mask=False), reps)
     row("(a') tokenizer(texts) (transformers wrapper)", "rayon", secs, len(texts), ntok, reps)
 
-    pre = LlavaPreprocessor(tok)
+    pre = LlavaPreprocessor(llama_like(tok))
     _all(pre, records[:50])
     secs, _, exs = median_time(partial(_all, pre, records), reps)
     ntok = sum(int(e.input_ids.shape[0]) for e in exs)

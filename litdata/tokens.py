@@ -10,7 +10,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from litdata.classes import TokenClass
 from litdata.records.conversation import IMAGE_PLACEHOLDER
+from litdata.render.base import Rendered
 
 _SPACE_CODEPOINTS = np.array([9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x3000], dtype=np.uint32)
 
@@ -82,18 +84,30 @@ def _first_nonspace(text: str) -> np.ndarray:
     return np.append(nxt, n)
 
 
-def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray,
+                  nxt: np.ndarray | None = None) -> np.ndarray:
     """The class of each token: that of the character holding its first non-space character (DESIGN.md).
 
-    A whitespace-only token takes the class of its first character. Tokens with empty offsets (added by the
-    tokenizer itself) are markup.
+    A token made only of spaces takes the class of the text that follows it: it is the word-start marker of
+    the next word (SentencePiece's lone `▁` before a digit, CJK or emoji; a byte-level BPE's lone ` `), and
+    LLaVA supervises it as the answer's first token. A token holding a line break or a tab keeps the class of
+    its own characters: templates use those as separators (ChatML's `\n`, Llama 3's `\n\n` after a header).
+    Tokens with empty offsets (added by the tokenizer itself, such as BOS) are markup.
+    `nxt` is `_first_nonspace(text)`, passed in when several token runs share one text.
     """
     if offsets.shape[0] == 0:
         return np.zeros(0, dtype=np.uint8)
     starts, ends = offsets[:, 0], offsets[:, 1]
-    nxt = _first_nonspace(text)
+    nxt = _first_nonspace(text) if nxt is None else nxt
     pos = nxt[starts]
-    pos = np.where(pos < ends, pos, starts)
+    spaces_only = pos >= ends
+    if spaces_only.any():
+        only_blank = np.fromiter((text[a:b].strip(" ") == "" for a, b in zip(starts[spaces_only], ends[spaces_only])),
+                                 dtype=bool, count=int(spaces_only.sum()))
+        follows = np.zeros_like(spaces_only)
+        follows[spaces_only] = only_blank
+        # Blank runs take the next non-space character's class; other whitespace keeps its own first character.
+        pos = np.where(spaces_only & ~(follows & (pos < len(text))), starts, pos)
     classes = np.zeros(starts.shape[0], dtype=np.uint8)
     has_chars = ends > starts
     classes[has_chars] = char_classes[pos[has_chars]]
@@ -106,7 +120,79 @@ def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[tuple[np.ndarray,
     Calls the Rust tokenizer directly: the transformers wrapper converts every encoding to Python lists and
     back, which cost more than the tokenization itself in the compile profile.
     """
-    encodings = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    return _encode(tokenizer, texts, add_special_tokens=False)
+
+
+def _encode(tokenizer: Any, texts: Sequence[str], *, add_special_tokens: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    sp = getattr(tokenizer, "litdata_sentencepiece", None)
+    if sp is not None:  # a tokenizer.model-only folder: SentencePiece's own ids (litdata/sp_tokens.py)
+        return sp.encode_batch(texts, add_special_tokens=add_special_tokens)
+    encodings = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
     return [
         (np.array(e.ids, dtype=np.int32), np.array(e.offsets, dtype=np.int64).reshape(-1, 2)) for e in encodings
     ]
+
+
+def encode_rendered(tokenizer: Any, rendered: Sequence[Rendered], image_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ids, classes) for each rendered conversation, tokenized the way its template's reference code does.
+
+    Plain renderings are one `encode_batch` call (what `apply_chat_template(tokenize=True)` does). LLaVA-style
+    renderings are split at every `<image>` and all chunks of the batch go through one more `encode_batch` with
+    the tokenizer's own special tokens, then are spliced as `tokenizer_image_token` splices them.
+    """
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(rendered)
+    plain = [i for i, r in enumerate(rendered) if not r.llava_chunks]
+    for i, (ids, offsets) in zip(plain, encode_texts(tokenizer, [rendered[i].text for i in plain])):
+        r = rendered[i]
+        out[i] = (ids, token_classes(r.text, r.char_classes, offsets))
+    chunked = [i for i, r in enumerate(rendered) if r.llava_chunks]
+    starts = [_chunk_starts(rendered[i].text) for i in chunked]
+    pieces = [rendered[i].text[a:b] for i, cuts in zip(chunked, starts) for a, b in cuts]
+    encoded = iter(_encode(tokenizer, pieces, add_special_tokens=True))
+    bos = _bos_policy(tokenizer) if chunked else (None, False)
+    for i, cuts in zip(chunked, starts):
+        out[i] = _splice_chunks(rendered[i], cuts, [next(encoded) for _ in cuts], image_id, bos)
+    return out  # type: ignore[return-value]
+
+
+def _chunk_starts(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the text between `<image>` placeholders, as `prompt.split('<image>')` cuts it."""
+    cuts, at = [], 0
+    while True:
+        k = text.find(IMAGE_PLACEHOLDER, at)
+        if k < 0:
+            cuts.append((at, len(text)))
+            return cuts
+        cuts.append((at, k))
+        at = k + len(IMAGE_PLACEHOLDER)
+
+
+def _bos_policy(tokenizer: Any) -> tuple[int | None, bool]:
+    """(BOS id, whether litdata must prepend it): a LLaMA tokenizer adds BOS itself; one that has a BOS token but
+    does not add it (the bundled demo tokenizer) gets it prepended, since vicuna_v1 is a LLaMA template."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return None, False
+    probe = _encode(tokenizer, ["a"], add_special_tokens=True)[0][0]
+    return int(bos), not (probe.shape[0] and int(probe[0]) == bos)
+
+
+def _splice_chunks(r: Rendered, cuts, parts, image_id: int, bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
+    """LLaVA's `tokenizer_image_token`: if the first chunk starts with BOS, keep it once and drop the first token
+    of every chunk; put the image id between chunks. Offsets move from chunk to text coordinates."""
+    bos_id, prepend = bos
+    if prepend:  # as if every chunk's tokenizer call had added BOS, which LLaMA's does
+        parts = [(np.concatenate([[bos_id], ids]).astype(np.int32), np.concatenate([[[0, 0]], offs]).astype(np.int64))
+                 for ids, offs in parts]
+    first = parts[0][0]
+    drop = 1 if first.shape[0] and bos_id is not None and int(first[0]) == bos_id else 0
+    nxt = _first_nonspace(r.text)
+    ids_out: list[np.ndarray] = [first[:1]] if drop else []
+    cls_out: list[np.ndarray] = [np.zeros(1, dtype=np.uint8)] if drop else []
+    for k, ((a, _), (ids, offs)) in enumerate(zip(cuts, parts)):
+        if k:
+            ids_out.append(np.array([image_id], dtype=np.int32))
+            cls_out.append(np.array([TokenClass.IMAGE], dtype=np.uint8))
+        ids_out.append(ids[drop:])
+        cls_out.append(token_classes(r.text, r.char_classes, offs[drop:] + a, nxt))
+    return np.concatenate(ids_out).astype(np.int32), np.concatenate(cls_out).astype(np.uint8)
