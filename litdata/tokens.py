@@ -23,7 +23,8 @@ class TokenizerError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class TokenizerInfo:
-    """What the manifest and the training side need to know about the tokenizer."""
+    """What the manifest and the training side need to know about the tokenizer, including every flag that
+    changes its ids and the library versions that produced them."""
 
     name: str
     vocab_hash: str
@@ -33,20 +34,78 @@ class TokenizerInfo:
     bos_token: str | None
     eos_token: str | None
     added_image_token: bool  # True when <image> was not in the tokenizer and the compiler added it
+    tokenizer_class: str
+    legacy: bool | None  # LLaMA tokenizers: word-start marker after special tokens (True) or not
+    add_bos_token: bool  # measured: does encoding with special tokens start with BOS
+    add_prefix_space: bool | None
+    backend: str  # "tokenizers" (tokenizer.json) or "sentencepiece" (a tokenizer.model-only folder)
+    versions: dict  # transformers, tokenizers (and sentencepiece for that backend)
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def _check_folder(p: Path, path: str | Path) -> bool:
+    """Say what is missing from a folder that cannot load; True when only SentencePiece's model is there."""
+    if not p.exists():
+        raise TokenizerError(f"--tokenizer {path}: no such file or directory (a local Hugging Face tokenizer folder)")
+    if not p.is_dir() or (p / "tokenizer.json").is_file():
+        return False
+    if not (p / "tokenizer.model").is_file():
+        if any((p / f).is_file() for f in ("vocab.json", "vocab.txt", "merges.txt")):
+            return False  # other slow-tokenizer files: transformers says itself what it lacks
+        raise TokenizerError(f"--tokenizer {path}: no tokenizer.json (a fast tokenizer) and no tokenizer.model "
+                             "(SentencePiece) in the folder")
+    missing = [m for m in ("sentencepiece", "google.protobuf") if not _importable(m)]
+    if missing:
+        names = " and ".join("protobuf" if m == "google.protobuf" else m for m in missing)
+        raise TokenizerError(f"--tokenizer {path}: the folder has tokenizer.model but no tokenizer.json; reading it "
+                             f"needs the {names} package(s): pip install sentencepiece protobuf")
+    if not (p / "tokenizer_config.json").is_file():
+        raise TokenizerError(f"--tokenizer {path}: tokenizer.model needs a tokenizer_config.json beside it naming "
+                             'the tokenizer class and its flags, e.g. {"tokenizer_class": "LlamaTokenizer", '
+                             '"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true, "legacy": true}')
+    return True
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _versions(backend: str) -> dict:
+    import tokenizers
+    import transformers
+
+    out = {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+    if backend == "sentencepiece":
+        import sentencepiece
+
+        out["sentencepiece"] = sentencepiece.__version__
+    return out
+
+
+def _flag(tok: Any, name: str) -> bool | None:
+    value = getattr(tok, name, None)
+    return value if isinstance(value, bool) else None
+
+
 def load_tokenizer(path: str | Path) -> tuple[Any, TokenizerInfo]:
-    """Load a local Hugging Face *fast* tokenizer and make sure `<image>` is a single special token."""
+    """Load a local Hugging Face tokenizer folder and make sure `<image>` is a single special token.
+
+    A folder with `tokenizer.json` uses it (fast, with offsets). A folder with only `tokenizer.model` (and its
+    `tokenizer_config.json`) is encoded by SentencePiece itself (litdata/sp_tokens.py).
+    """
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     p = Path(path)
-    if not p.exists():
-        raise TokenizerError(f"--tokenizer {path}: no such file or directory (a local Hugging Face tokenizer folder)")
+    sentencepiece_only = _check_folder(p, path)
     try:
         tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True, use_fast=True)
     except Exception as e:
@@ -58,10 +117,23 @@ def load_tokenizer(path: str | Path) -> tuple[Any, TokenizerInfo]:
         tok.add_special_tokens({"additional_special_tokens": [IMAGE_PLACEHOLDER]})
         added = True
     image_id = tok.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
-    if len(tok(IMAGE_PLACEHOLDER, add_special_tokens=False)["input_ids"]) != 1:
+    # What the tokenizer adds around a text, measured: transformers 5 reports `add_bos_token=False` for LLaMA
+    # tokenizer.json folders whose post-processor adds BOS all the same.
+    probe = tok.backend_tokenizer.encode("a", add_special_tokens=True).ids
+    adds_bos = bool(probe) and tok.bos_token_id is not None and probe[0] == tok.bos_token_id
+    adds_eos = bool(probe) and tok.eos_token_id is not None and probe[-1] == tok.eos_token_id
+    if sentencepiece_only:
+        from litdata.sp_tokens import SentencePieceEncoder
+
+        tok.litdata_sentencepiece = SentencePieceEncoder(
+            p / "tokenizer.model", {str(t.content): int(i) for i, t in tok.added_tokens_decoder.items()},
+            bos_id=tok.bos_token_id, add_bos=adds_bos, eos_id=tok.eos_token_id, add_eos=adds_eos,
+            legacy=_flag(tok, "legacy") is not False)
+    if len(encode_texts(tok, [IMAGE_PLACEHOLDER])[0][0]) != 1:
         raise TokenizerError(f"--tokenizer {path}: {IMAGE_PLACEHOLDER} does not encode to a single token")
     vocab = json.dumps(sorted(tok.get_vocab().items()), separators=(",", ":")).encode()
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    backend = "sentencepiece" if sentencepiece_only else "tokenizers"
     info = TokenizerInfo(
         name=p.name,
         vocab_hash=hashlib.sha256(vocab).hexdigest(),
@@ -71,6 +143,12 @@ def load_tokenizer(path: str | Path) -> tuple[Any, TokenizerInfo]:
         bos_token=tok.bos_token,
         eos_token=tok.eos_token,
         added_image_token=added,
+        tokenizer_class=type(tok).__name__,
+        legacy=_flag(tok, "legacy"),
+        add_bos_token=adds_bos,
+        add_prefix_space=_flag(tok, "add_prefix_space"),
+        backend=backend,
+        versions=_versions(backend),
     )
     return tok, info
 
