@@ -257,20 +257,18 @@ def _bos_policy(tokenizer: Any) -> tuple[int | None, bool]:
 
 def _splice_chunks(r: Rendered, cuts, parts, image_id: int, bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
     """LLaVA's `tokenizer_image_token`: if the first chunk starts with BOS, keep it once and drop the first token
-    of every chunk; put the image id between chunks. Offsets move from chunk to text coordinates."""
+    of every chunk; put the image id between chunks. Offsets move from chunk to text coordinates (an image id
+    gets its `<image>` tag's span), so the classes come from one `token_classes` call per record."""
     bos_id, prepend = bos
-    if prepend:  # as if every chunk's tokenizer call had added BOS, which LLaMA's does
-        parts = [(np.concatenate([[bos_id], ids]).astype(np.int32), np.concatenate([[[0, 0]], offs]).astype(np.int64))
-                 for ids, offs in parts]
     first = parts[0][0]
-    drop = 1 if first.shape[0] and bos_id is not None and int(first[0]) == bos_id else 0
-    nxt = _first_nonspace(r.text)
-    ids_out: list[np.ndarray] = [first[:1]] if drop else []
-    cls_out: list[np.ndarray] = [np.zeros(1, dtype=np.uint8)] if drop else []
+    drop = 1 if not prepend and first.shape[0] and bos_id is not None and int(first[0]) == bos_id else 0
+    ids_out: list = [[bos_id]] if prepend else [first[:1]] if drop else []
+    offs_out: list = [np.zeros((1, 2), dtype=np.int64)] if (prepend or drop) else []
     for k, ((a, _), (ids, offs)) in enumerate(zip(cuts, parts)):
         if k:
-            ids_out.append(np.array([image_id], dtype=np.int32))
-            cls_out.append(np.array([TokenClass.IMAGE], dtype=np.uint8))
+            ids_out.append([image_id])
+            offs_out.append(np.array([[a - len(IMAGE_PLACEHOLDER), a]], dtype=np.int64))
         ids_out.append(ids[drop:])
-        cls_out.append(token_classes(r.text, r.char_classes, offs[drop:] + a, nxt))
-    return np.concatenate(ids_out).astype(np.int32), np.concatenate(cls_out).astype(np.uint8)
+        offs_out.append(offs[drop:] + a)
+    ids = np.concatenate(ids_out).astype(np.int32)
+    return ids, token_classes(r.text, r.char_classes, np.concatenate(offs_out))
