@@ -162,30 +162,32 @@ def _first_nonspace(text: str) -> np.ndarray:
     return np.append(nxt, n)
 
 
-def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray,
-                  nxt: np.ndarray | None = None) -> np.ndarray:
+def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The class of each token: that of the character holding its first non-space character (DESIGN.md).
 
     A token made only of spaces takes the class of the text that follows it: it is the word-start marker of
     the next word (SentencePiece's lone `▁` before a digit, CJK or emoji; a byte-level BPE's lone ` `), and
-    LLaVA supervises it as the answer's first token. A token holding a line break or a tab keeps the class of
-    its own characters: templates use those as separators (ChatML's `\n`, Llama 3's `\n\n` after a header).
+    LLaVA supervises it as the answer's first token (unless an image placeholder follows: the image class is
+    only ever the placeholder token's own). A token holding a line break or a tab keeps the class of its own
+    characters: templates use those as separators (ChatML's `\n`, Llama 3's `\n\n` after a header).
     Tokens with empty offsets (added by the tokenizer itself, such as BOS) are markup.
-    `nxt` is `_first_nonspace(text)`, passed in when several token runs share one text.
     """
     if offsets.shape[0] == 0:
         return np.zeros(0, dtype=np.uint8)
     starts, ends = offsets[:, 0], offsets[:, 1]
-    nxt = _first_nonspace(text) if nxt is None else nxt
-    pos = nxt[starts]
+    pos = _first_nonspace(text)[starts]
     spaces_only = pos >= ends
     if spaces_only.any():
         only_blank = np.fromiter((text[a:b].strip(" ") == "" for a, b in zip(starts[spaces_only], ends[spaces_only])),
                                  dtype=bool, count=int(spaces_only.sum()))
         follows = np.zeros_like(spaces_only)
         follows[spaces_only] = only_blank
+        follows &= pos < len(text)
+        # An image placeholder is a token of its own, not a word: a space before it keeps its own class, and the
+        # image class stays exclusive to placeholder tokens.
+        follows[follows] = char_classes[pos[follows]] != TokenClass.IMAGE
         # Blank runs take the next non-space character's class; other whitespace keeps its own first character.
-        pos = np.where(spaces_only & ~(follows & (pos < len(text))), starts, pos)
+        pos = np.where(spaces_only & ~follows, starts, pos)
     classes = np.zeros(starts.shape[0], dtype=np.uint8)
     has_chars = ends > starts
     classes[has_chars] = char_classes[pos[has_chars]]

@@ -57,10 +57,10 @@ GOLDEN = {
         ("<s>", "markup"),
         ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
          "detailed, and polite answers to the user's questions.", "system"),
-        (" USER:", "markup"), (" <image>", "image"), ("\nWhat colour is the circle?", "instruction"),
+        (" USER: ", "markup"), ("<image>", "image"), ("\nWhat colour is the circle?", "instruction"),
         (" Answer the question using a single word or phrase.", "task_template"),
         (" ASSISTANT:", "markup"), (" Red.</s>", "response"), ("USER:", "markup"),
-        (" Compare it with this one:", "instruction"), (" <image>", "image"), (" ASSISTANT:", "markup"),
+        (" Compare it with this one: ", "instruction"), ("<image>", "image"), (" ASSISTANT:", "markup"),
         (" The second circle is larger and blue.</s>", "response"),
     ],
     "chatml": [
@@ -69,7 +69,7 @@ GOLDEN = {
         ("\nWhat colour is the circle?", "instruction"),
         (" Answer the question using a single word or phrase.", "task_template"),
         ("<|im_end|>\n<|im_start|>assistant\n", "markup"), ("Red.<|im_end|>", "response"),
-        ("\n<|im_start|>user\n", "markup"), ("Compare it with this one:", "instruction"), (" <image>", "image"),
+        ("\n<|im_start|>user\n", "markup"), ("Compare it with this one: ", "instruction"), ("<image>", "image"),
         ("<|im_end|>\n<|im_start|>assistant\n", "markup"),
         ("The second circle is larger and blue.<|im_end|>", "response"), ("\n", "markup"),
     ],
@@ -78,8 +78,8 @@ GOLDEN = {
         ("\nWhat colour is the circle?", "instruction"),
         (" Answer the question using a single word or phrase.", "task_template"),
         ("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "markup"), ("Red.<|eot_id|>", "response"),
-        ("<|start_header_id|>user<|end_header_id|>\n\n", "markup"), ("Compare it with this one:", "instruction"),
-        (" <image>", "image"), ("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "markup"),
+        ("<|start_header_id|>user<|end_header_id|>\n\n", "markup"), ("Compare it with this one: ", "instruction"),
+        ("<image>", "image"), ("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "markup"),
         ("The second circle is larger and blue.<|eot_id|>", "response"),
     ],
 }

@@ -24,6 +24,13 @@ def test_a_space_only_token_takes_the_class_of_the_text_after_it():
         "markup", "response", "response", "response"]
 
 
+def test_a_space_before_an_image_placeholder_keeps_its_own_class():
+    """The image class belongs to placeholder tokens only (the loader may find images by class)."""
+    text = "Look: <image>"
+    assert classes_of(text, [(0, 6, C.INSTRUCTION), (6, 13, C.IMAGE)], [(0, 5), (5, 6), (6, 13)]) == [
+        "instruction", "instruction", "image"]
+
+
 def test_a_line_break_token_keeps_its_own_class():
     """ChatML's `\\n` after `assistant` and Llama 3's `\\n\\n` after a header stay markup."""
     text = "assistant\n\nRed"
