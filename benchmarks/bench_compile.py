@@ -81,7 +81,7 @@ def litdata_stages(src: Path, image_root: Path | None, tokenizer: str) -> list[t
     from litdata.encode import Encoder, EncodeSpec
     from litdata.read import read_sources
     from litdata.records import Conversation
-    from litdata.tokens import encode_texts, token_classes
+    from litdata.tokens import encode_rendered
 
     argv = ["compile", str(src), "--out", "/nonexistent", "--tokenizer", tokenizer]
     cfg = config_from_args(
@@ -126,12 +126,9 @@ def litdata_stages(src: Path, image_root: Path | None, tokenizer: str) -> list[t
         per_conv.append([[(s.start, s.end, s.cls) for s in turn] for turn in labels[k : k + len(c.turns)]])
         k += len(c.turns)
     rendered = timed("  of which: render", lambda: [enc.template.render(c, l) for c, l in zip(convs, per_conv)])
-    encoded = timed(
-        "  of which: tokenize with offsets", lambda: encode_texts(enc.tokenizer, [r.text for r in rendered])
-    )
     timed(
-        "  of which: token classes",
-        lambda: [token_classes(r.text, r.char_classes, o) for r, (_, o) in zip(rendered, encoded)],
+        "  of which: tokenize with offsets and token classes (chunk-wise for vicuna_v1)",
+        lambda: encode_rendered(enc.tokenizer, rendered, enc.tokinfo.image_token_id),
     )
     total = dict(out)[ENCODE_STAGE]
     parts = sum(secs for label, secs in out if label.startswith("  of which"))
@@ -158,7 +155,7 @@ def measure_path(
 ) -> None:
     """litdata at each worker count, then (a), (a'), (b) and (c), on the records of one path."""
     from benchmarks.baselines.hf_map import map_dataset, records_dataset
-    from benchmarks.baselines.llava import LlavaPreprocessor
+    from benchmarks.baselines.llava import LlavaPreprocessor, llama_like
 
     n, reps = len(records), args.repeats
 
@@ -183,7 +180,7 @@ def measure_path(
     secs, _, _ = median_time(partial(tok, texts, add_special_tokens=False, return_attention_mask=False), reps)
     row("(a') tokenizer(texts) (transformers wrapper)", "rayon", secs, len(texts), ntok, reps)
 
-    pre = LlavaPreprocessor(tok)
+    pre = LlavaPreprocessor(llama_like(tok))
     _all(pre, records[:50])
     secs, _, exs = median_time(partial(_all, pre, records), reps)
     ntok = sum(int(e.input_ids.shape[0]) for e in exs)

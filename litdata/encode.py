@@ -16,7 +16,7 @@ from litdata.classes import TokenClass, weight_table
 from litdata.records import Conversation, Document, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import TemplateError, get_template
-from litdata.tokens import encode_texts, load_tokenizer, token_classes
+from litdata.tokens import encode_rendered, load_tokenizer
 from litdata.weigh import weigh
 
 
@@ -99,9 +99,9 @@ class Encoder:
                 continue
             rendered.append((i, r))
 
-        encoded = encode_texts(self.tokenizer, [r.text for _, r in rendered])
-        for (i, r), (ids, offsets) in zip(rendered, encoded):
-            out[i] = self._document(items[i], images[i], ids, token_classes(r.text, r.char_classes, offsets))
+        encoded = encode_rendered(self.tokenizer, [r for _, r in rendered], self.tokinfo.image_token_id)
+        for (i, r), (ids, classes) in zip(rendered, encoded):
+            out[i] = self._document(items[i], images[i], ids, classes, r.trimmed)
         return out, audit  # type: ignore[return-value]
 
     def _images(self, conv: Conversation) -> tuple[ImageBlob, ...] | Reject:
@@ -128,7 +128,7 @@ class Encoder:
         ]
 
     def _document(self, conv: Conversation, images: tuple[ImageBlob, ...], ids: np.ndarray,
-                  classes: np.ndarray) -> Document | Reject:
+                  classes: np.ndarray, trimmed: tuple[int, ...] = ()) -> Document | Reject:
         spec, image_id = self.spec, self.tokinfo.image_token_id
         is_image = ids == image_id
         if int(is_image.sum()) != len(images):
@@ -151,5 +151,7 @@ class Encoder:
         meta = {"id": p.id, "file": p.source, "index": p.index, "tokens": int(ids.shape[0]), "images": len(images)}
         if truncated_from is not None:
             meta["truncated_from"] = truncated_from
+        if trimmed:  # the chat template trimmed these turns' whitespace (Llama 3, Gemma), as its reference does
+            meta["trimmed_turns"] = list(trimmed)
         return Document(provenance=p, tokens=ids, classes=classes, weights=weigh(classes, self.table),
                         images=images, truncated_from=truncated_from, meta=meta)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.baselines.hf_map import map_dataset, records_dataset
-from benchmarks.baselines.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX, LlavaPreprocessor, mask_targets
+from benchmarks.baselines.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX, LlavaPreprocessor, WithBos, mask_targets
 from benchmarks.baselines.packing import (
     check_bins,
     efficiency,
@@ -44,12 +44,18 @@ def tokenizer():
     return load_tokenizer(DEMO_TOKENIZER_DIR)[0]
 
 
+@pytest.fixture(scope="module")
+def llama_call(tokenizer):
+    """The demo tokenizer adds no BOS; LLaVA's LLaMA tokenizers do, and its masking arithmetic counts on it."""
+    return WithBos(tokenizer)
+
+
 def supervised_text(tok, ex) -> str:
     return tok.decode([int(i) for i, l in zip(ex.input_ids, ex.labels) if l != IGNORE_INDEX])
 
 
-def test_llava_loop_supervises_exactly_the_answers_and_their_eos(tokenizer):
-    pre = LlavaPreprocessor(tokenizer)
+def test_llava_loop_supervises_exactly_the_answers_and_their_eos(tokenizer, llama_call):
+    pre = LlavaPreprocessor(llama_call)
     vqa, chat, _ = (pre(r) for r in RECORDS)
     assert not vqa.mismatch and not chat.mismatch
     assert supervised_text(tokenizer, vqa).split() == ["Red</s>", "4</s>"]
@@ -57,12 +63,12 @@ def test_llava_loop_supervises_exactly_the_answers_and_their_eos(tokenizer):
     assert vqa.input_ids[0] == tokenizer.bos_token_id and (vqa.input_ids == IMAGE_TOKEN_INDEX).sum() == 1
 
 
-def test_llava_loop_and_datasets_map_give_identical_ids_and_labels(tokenizer):
+def test_llava_loop_and_datasets_map_give_identical_ids_and_labels(tokenizer, llama_call):
     import datasets
 
     datasets.disable_progress_bars()
     records = RECORDS + text_only(RECORDS)
-    loop = [LlavaPreprocessor(tokenizer)(r) for r in records]
+    loop = [LlavaPreprocessor(llama_call)(r) for r in records]
     mapped = map_dataset(records_dataset(records), tokenizer, batch_size=2)
     assert len(mapped) == len(records)
     for ex, ids, labels in zip(loop, mapped["input_ids"], mapped["labels"]):
@@ -70,7 +76,7 @@ def test_llava_loop_and_datasets_map_give_identical_ids_and_labels(tokenizer):
         assert np.array_equal(ex.labels, np.asarray(labels))
 
 
-def test_llava_loop_tokenizes_the_same_text_as_litdata(tokenizer):
+def test_llava_loop_tokenizes_the_same_text_as_litdata(tokenizer, llama_call):
     """Same tokens per record, so tokens/s of the baselines and of litdata count the same thing."""
     from litdata.records import Conversation, Provenance, Role, Turn
     from litdata.render import get_template
@@ -79,9 +85,11 @@ def test_llava_loop_tokenizes_the_same_text_as_litdata(tokenizer):
     conv = Conversation(provenance=Provenance(source="t", index=0, id=rec["id"]),
                         turns=tuple(Turn(role=Role.USER if t["from"] == "human" else Role.ASSISTANT, text=t["value"])
                                     for t in rec["conversations"]))  # fmt: skip
-    text = get_template("vicuna_v1").render(conv, [[], []]).text
-    ours = tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert LlavaPreprocessor(tokenizer)(rec).input_ids.tolist() == ours
+    from litdata.tokens import encode_rendered
+
+    rendered = get_template("vicuna_v1").render(conv, [[], []])
+    ours = encode_rendered(tokenizer, [rendered], image_id=tokenizer.convert_tokens_to_ids("<image>"))[0][0]
+    assert LlavaPreprocessor(llama_call)(rec).input_ids.tolist() == ours.tolist()
 
 
 def test_a_length_mismatch_masks_the_whole_example_as_llava_does():

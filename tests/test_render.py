@@ -33,11 +33,13 @@ def spans(rendered):
 
 
 def test_vicuna_v1_matches_llava_1_5():
+    """LLaVA's prompt text; BOS is not text, the tokenizer adds it to the first `<image>`-split chunk."""
     r = get_template("vicuna_v1").render(TWO_ROUNDS, NO_LABELS)
-    assert r.text == (f"<s>{VICUNA_SYSTEM} USER: <image>\nWhat is red? ASSISTANT: The circle.</s>"
+    assert r.llava_chunks
+    assert r.text == (f"{VICUNA_SYSTEM} USER: <image>\nWhat is red? ASSISTANT: The circle.</s>"
                       "USER: And <image> here? ASSISTANT: A square.</s>")
     assert spans(r) == [
-        ("<s>", "markup"), (VICUNA_SYSTEM, "system"), (" USER: ", "markup"), ("<image>", "image"),
+        (VICUNA_SYSTEM, "system"), (" USER: ", "markup"), ("<image>", "image"),
         ("\nWhat is red?", "instruction"), (" ASSISTANT: ", "markup"), ("The circle.</s>", "response"),
         ("USER: ", "markup"), ("And ", "instruction"), ("<image>", "image"), (" here?", "instruction"),
         (" ASSISTANT: ", "markup"), ("A square.</s>", "response"),
@@ -47,7 +49,7 @@ def test_vicuna_v1_matches_llava_1_5():
 def test_vicuna_v1_uses_the_records_own_system_prompt():
     c = conv((Role.SYSTEM, "Be terse."), (Role.USER, "Hi"), (Role.ASSISTANT, "Hello."))
     r = get_template("vicuna_v1").render(c, [[], [], []])
-    assert r.text == "<s>Be terse. USER: Hi ASSISTANT: Hello.</s>"
+    assert r.text == "Be terse. USER: Hi ASSISTANT: Hello.</s>"
 
 
 def test_chatml():

@@ -51,13 +51,14 @@ def encode_one(enc, conv=SAMPLE):
     return doc
 
 
+# A token made only of spaces takes the class of the text after it (DESIGN.md): " Answer" is one template run.
 GOLDEN = {
     "vicuna_v1": [
         ("<s>", "markup"),
         ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
          "detailed, and polite answers to the user's questions.", "system"),
-        (" USER: ", "markup"), ("<image>", "image"), ("\nWhat colour is the circle? ", "instruction"),
-        ("Answer the question using a single word or phrase.", "task_template"),
+        (" USER: ", "markup"), ("<image>", "image"), ("\nWhat colour is the circle?", "instruction"),
+        (" Answer the question using a single word or phrase.", "task_template"),
         (" ASSISTANT:", "markup"), (" Red.</s>", "response"), ("USER:", "markup"),
         (" Compare it with this one: ", "instruction"), ("<image>", "image"), (" ASSISTANT:", "markup"),
         (" The second circle is larger and blue.</s>", "response"),
@@ -65,8 +66,8 @@ GOLDEN = {
     "chatml": [
         ("<|im_start|>system\n", "markup"), ("You are a helpful assistant.", "system"),
         ("<|im_end|>\n<|im_start|>user\n", "markup"), ("<image>", "image"),
-        ("\nWhat colour is the circle? ", "instruction"),
-        ("Answer the question using a single word or phrase.", "task_template"),
+        ("\nWhat colour is the circle?", "instruction"),
+        (" Answer the question using a single word or phrase.", "task_template"),
         ("<|im_end|>\n<|im_start|>assistant\n", "markup"), ("Red.<|im_end|>", "response"),
         ("\n<|im_start|>user\n", "markup"), ("Compare it with this one: ", "instruction"), ("<image>", "image"),
         ("<|im_end|>\n<|im_start|>assistant\n", "markup"),
@@ -74,8 +75,8 @@ GOLDEN = {
     ],
     "llama3": [
         ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n", "markup"), ("<image>", "image"),
-        ("\nWhat colour is the circle? ", "instruction"),
-        ("Answer the question using a single word or phrase.", "task_template"),
+        ("\nWhat colour is the circle?", "instruction"),
+        (" Answer the question using a single word or phrase.", "task_template"),
         ("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "markup"), ("Red.<|eot_id|>", "response"),
         ("<|start_header_id|>user<|end_header_id|>\n\n", "markup"), ("Compare it with this one: ", "instruction"),
         ("<image>", "image"), ("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "markup"),
@@ -94,7 +95,7 @@ def test_auto_template_uses_the_tokenizers_chat_template():
     enc = encoder("auto")
     runs = class_runs(enc, encode_one(enc))
     assert ("Red.<|im_end|>", "response") in runs
-    assert ("Answer the question using a single word or phrase.", "task_template") in runs
+    assert (" Answer the question using a single word or phrase.", "task_template") in runs
     assert [c for _, c in runs].count("image") == 2
 
 

@@ -1,13 +1,13 @@
 """LLaVA-1.5's per-sample preprocessing (haotian-liu/LLaVA, llava/train/train.py and llava/mm_utils.py), ported.
 
 `preprocess_multimodal`, `tokenizer_image_token` and `preprocess_v1` follow the original line by line, with the
-`conv_vicuna_v1` template (SeparatorStyle.TWO, sep " ", sep2 "</s>"). The one adaptation: LLaVA's LLaMA tokenizer
-adds BOS to every call, and its masking arithmetic relies on that (`cur_len = 1` skips the BOS of the
-conversation; each round's BOS stands in for the `</s>` that `split(sep2)` removed; `- 2` in `instruction_len`
-removes BOS and the trailing-space token of "ASSISTANT: "). Our tokenizers add nothing by themselves, so
-`_llama_call` prepends BOS exactly as LLaMA's tokenizer does and every line below it stays as in LLaVA.
-The `tokenizer.legacy` correction is left out: it applies to non-legacy SentencePiece LLaMA tokenizers only,
-and LLaVA-1.5 trains with legacy ones, where the branch is not taken.
+`conv_vicuna_v1` template (SeparatorStyle.TWO, sep " ", sep2 "</s>"), including its correction for non-legacy
+LLaMA tokenizers (`if i != 0 and not tokenizer.legacy and IS_TOKENIZER_GREATER_THAN_0_14`). Every tokenization
+is the tokenizer's own `__call__` (`tokenizer(text).input_ids`, BOS included), as in LLaVA. This port is the
+reference litdata's `vicuna_v1` is tested against (tests/test_real_tokenizers.py), and the benchmark's baseline.
+
+LLaVA loads LLaMA tokenizers, which add BOS. The bundled demo tokenizer does not, so the benchmark wraps it in
+`WithBos`, which makes its `__call__` add BOS the way LLaMA's does; real LLaMA tokenizers are used unwrapped.
 """
 
 from __future__ import annotations
@@ -36,14 +36,35 @@ class Example:
     mismatch: bool  # LLaVA's "tokenization mismatch" warning fired and the whole example was masked
 
 
-def _llama_call(tokenizer: Any) -> Callable[[str], list[int]]:
-    """`tokenizer(text).input_ids` of a LLaMA tokenizer: BOS + the text's tokens."""
-    bos = tokenizer.bos_token_id
+class WithBos:
+    """A tokenizer whose `__call__` adds no BOS, made to add it as LLaMA's does (the demo tokenizer)."""
 
-    def call(text: str) -> list[int]:
-        return [bos, *tokenizer(text, add_special_tokens=False)["input_ids"]]
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.bos_token_id = tokenizer.bos_token_id
+        self.legacy = True
+        self.model_max_length = tokenizer.model_max_length
 
-    return call
+    def __call__(self, text: str) -> dict:
+        return {"input_ids": [self.bos_token_id, *self.tokenizer(text, add_special_tokens=False)["input_ids"]]}
+
+
+def llama_like(tokenizer: Any) -> Any:
+    """The tokenizer itself if its `__call__` adds BOS (LLaMA's do), else `WithBos(tokenizer)`."""
+    ids = tokenizer("a")["input_ids"]
+    return tokenizer if ids and ids[0] == tokenizer.bos_token_id else WithBos(tokenizer)
+
+
+def _call(tokenizer: Any) -> Callable[[str], list[int]]:
+    """`tokenizer(text).input_ids`, as LLaVA writes it."""
+    return lambda text: list(tokenizer(text)["input_ids"])
+
+
+def _tokenizers_at_least_0_14() -> bool:
+    import tokenizers
+
+    major, minor = (int(x) for x in tokenizers.__version__.split(".")[:2])
+    return (major, minor) >= (0, 14)
 
 
 def preprocess_multimodal(conversations: list[dict]) -> list[dict]:
@@ -89,16 +110,18 @@ def tokenizer_image_token(prompt: str, call: Callable[[str], list[int]], bos_id:
 
 
 def mask_targets(
-    conversation: str, input_ids: np.ndarray, tokenize_len: Callable[[str], int], model_max_length: int
+    conversation: str, input_ids: np.ndarray, tokenize_len: Callable[[str], int], model_max_length: int,
+    non_legacy_correction: bool = False,
 ) -> Example:
-    """The masking loop of `preprocess_v1`; `tokenize_len(text)` is LLaVA's `len(tokenizer...(text))`."""
+    """The masking loop of `preprocess_v1`; `tokenize_len(text)` is LLaVA's `len(tokenizer...(text))`;
+    `non_legacy_correction` is LLaVA's `not tokenizer.legacy and IS_TOKENIZER_GREATER_THAN_0_14`."""
     target = input_ids.copy()
     total_len = int(target.shape[0])  # no padding: one example at a time
     sep = SEP + "ASSISTANT" + ": "
     rounds = conversation.split(SEP2)
     cur_len = 1
     target[:cur_len] = IGNORE_INDEX
-    for rou in rounds:
+    for i, rou in enumerate(rounds):
         if rou == "":
             break
         parts = rou.split(sep)
@@ -107,6 +130,9 @@ def mask_targets(
         parts[0] += sep
         round_len = tokenize_len(rou)
         instruction_len = tokenize_len(parts[0]) - 2
+        if i != 0 and non_legacy_correction:
+            round_len -= 1
+            instruction_len -= 1
         target[cur_len : cur_len + instruction_len] = IGNORE_INDEX
         cur_len += round_len
     target[cur_len:] = IGNORE_INDEX
@@ -122,9 +148,11 @@ class LlavaPreprocessor:
 
     def __init__(self, tokenizer: Any, model_max_length: int = 2048) -> None:
         self.tokenizer = tokenizer
-        self.call = _llama_call(tokenizer)
+        self.call = _call(tokenizer)
         self.bos_id = tokenizer.bos_token_id
         self.model_max_length = model_max_length
+        # LLaVA reads `tokenizer.legacy` (a LLaMA tokenizer attribute); others count as legacy here.
+        self.non_legacy = getattr(tokenizer, "legacy", True) is False and _tokenizers_at_least_0_14()
 
     def __call__(self, record: dict) -> Example:
         has_image = "image" in record
@@ -137,4 +165,5 @@ class LlavaPreprocessor:
             # LLaVA pads and truncates to model_max_length here; one record at a time there is nothing to pad.
             ids = self.call(conversation)[: self.model_max_length]
             tokenize_len = lambda text: len(self.call(text))
-        return mask_targets(conversation, np.asarray(ids, dtype=np.int64), tokenize_len, self.model_max_length)
+        return mask_targets(conversation, np.asarray(ids, dtype=np.int64), tokenize_len, self.model_max_length,
+                            self.non_legacy)

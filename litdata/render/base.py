@@ -19,8 +19,17 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Rendered:
+    """A rendered conversation and how its reference training code tokenizes it (litdata/tokens.py).
+
+    `llava_chunks=False`: the whole text with no special tokens added, as `apply_chat_template(tokenize=True)`.
+    `llava_chunks=True`: as LLaVA's `tokenizer_image_token`: the text is split at every `<image>`, each chunk is
+    tokenized on its own with the tokenizer's own special tokens (BOS), and the image id is spliced in between.
+    """
+
     text: str
     char_classes: np.ndarray  # uint8 [len(text)]: the class of every character
+    llava_chunks: bool = False
+    trimmed: tuple[int, ...] = ()  # turns whose surrounding whitespace the template trimmed (as its reference does)
 
 
 # A label inside a turn's text: (start, end, class), offsets relative to the turn text.
@@ -56,12 +65,20 @@ class SpanBuilder:
         for m in _IMAGE_RE.finditer(text):
             self._spans.append((start + m.start(), start + m.end(), int(TokenClass.IMAGE)))
 
-    def build(self) -> Rendered:
+    def build(self, *, llava_chunks: bool = False, trimmed: Sequence[int] = ()) -> Rendered:
         text = "".join(self._parts)
         classes = np.zeros(len(text), dtype=np.uint8)
         for s, e, c in self._spans:  # later spans overwrite earlier ones: turn < labels < images
             classes[s:e] = c
-        return Rendered(text=text, char_classes=classes)
+        return Rendered(text=text, char_classes=classes, llava_chunks=llava_chunks, trimmed=tuple(trimmed))
+
+
+def trim_turn(text: str, labels: Sequence[TurnLabel]) -> tuple[str, list[TurnLabel]]:
+    """Jinja's `| trim` (Python's `str.strip()`), with the labeler's sub-spans moved and clipped to match."""
+    lead = len(text) - len(text.lstrip())
+    body = text.strip()
+    moved = [(max(s - lead, 0), min(e - lead, len(body)), c) for s, e, c in labels]
+    return body, [(s, e, c) for s, e, c in moved if e > s]
 
 
 def body_class(role: Role) -> TokenClass:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from litdata.classes import TokenClass
 from litdata.records import Conversation, Role
-from litdata.render.base import Rendered, SpanBuilder, TurnLabel, body_class
+from litdata.render.base import Rendered, SpanBuilder, TurnLabel, body_class, trim_turn
 
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -36,16 +36,19 @@ def _add_system(b: SpanBuilder, conv: Conversation, idx: int | None, default: st
 
 @dataclass(frozen=True)
 class VicunaV1:
-    """LLaVA-1.5's `conv_vicuna_v1` (SeparatorStyle.TWO, sep " ", sep2 "</s>") with the BOS LLaMA's tokenizer adds:
-    `<s>{system} USER: {q1} ASSISTANT: {a1}</s>USER: {q2} ASSISTANT: {a2}</s>`."""
+    """LLaVA-1.5's `conv_vicuna_v1` (SeparatorStyle.TWO, sep " ", sep2 "</s>"):
+    `{system} USER: {q1} ASSISTANT: {a1}</s>USER: {q2} ASSISTANT: {a2}</s>`.
+
+    BOS is not text: as in LLaVA's `preprocess_v1`, the tokenizer adds it, and the text is tokenized chunk by
+    chunk between `<image>` placeholders (`llava_chunks`, see litdata/tokens.py). Rendering `<s>` as text gives
+    other ids under `legacy: false` (no word-start marker after a special token).
+    """
 
     name: str = "vicuna_v1"
-    bos: str = "<s>"
     eos: str = "</s>"
 
     def render(self, conv: Conversation, labels: Sequence[Sequence[TurnLabel]]) -> Rendered:
         b = SpanBuilder()
-        b.add(self.bos)
         sys_idx, turns = _split_system(conv)
         _add_system(b, conv, sys_idx, VICUNA_SYSTEM, labels)
         b.add(" ")
@@ -58,7 +61,7 @@ class VicunaV1:
                 b.add("ASSISTANT: ")
                 b.add_turn(t.text, TokenClass.RESPONSE, labels[i])
                 b.add(self.eos, TokenClass.RESPONSE)
-        return b.build()
+        return b.build(llava_chunks=True)
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,21 @@ class ChatML:
 
 @dataclass(frozen=True)
 class Llama3:
-    """Llama-3 instruct: `<|begin_of_text|>` then `<|start_header_id|>{role}<|end_header_id|>\\n\\n{text}<|eot_id|>`."""
+    """Llama-3 instruct, as Meta's chat template renders it without a generation prompt: `<|begin_of_text|>`
+    then `<|start_header_id|>{role}<|end_header_id|>\\n\\n{text | trim}<|eot_id|>` per message. The template
+    trims every message, so this does too, and records which turns it changed (`Rendered.trimmed`)."""
 
     name: str = "llama3"
 
     def render(self, conv: Conversation, labels: Sequence[Sequence[TurnLabel]]) -> Rendered:
         b = SpanBuilder()
+        trimmed = []
         b.add("<|begin_of_text|>")
         for i, t in enumerate(conv.turns):
             b.add(f"<|start_header_id|>{t.role.value}<|end_header_id|>\n\n")
-            b.add_turn(t.text, body_class(t.role), labels[i])
+            body, spans = trim_turn(t.text, labels[i])
+            if body != t.text:
+                trimmed.append(i)
+            b.add_turn(body, body_class(t.role), spans)
             b.add("<|eot_id|>", TokenClass.RESPONSE if t.role is Role.ASSISTANT else TokenClass.MARKUP)
-        return b.build()
+        return b.build(trimmed=trimmed)
