@@ -8,6 +8,7 @@ Layout of `DIR/iter_NNNNNNN/`:
   state (exact next sequence of that rank's share of the shards), the step, the learning-rate schedule, RNG.
   The loader's position cannot be re-split over another number of DP ranks, so resume needs the same DP size.
 `DIR/latest` names the newest complete checkpoint (written last, so a crash mid-save keeps the previous one).
+`dp_RRRRR.pt` holds only tensors and plain data and is read with `weights_only=True`: loading never runs code.
 """
 
 from __future__ import annotations
