@@ -35,7 +35,7 @@ class VerifyReport:
 def _check_sample(m: dict[str, bytes], cfg: dict, table: np.ndarray,
                   totals: ShardTotals | None = None) -> tuple[list[str], tuple[int, int]]:
     arrays, errs, doc_tokens = [], [], None
-    vocab_size = cfg.get("tokenizer", {}).get("vocab_size")
+    vocab_size = cfg["tokenizer"].get("vocab_size") if isinstance(cfg.get("tokenizer"), dict) else None
     for suffix in shard_format.ARRAYS:
         try:
             arrays.append(shard_format.load_array(suffix, m.get(suffix), cfg["seq_len"] + 1))

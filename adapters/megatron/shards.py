@@ -75,7 +75,8 @@ class ShardSet:
 
     @property
     def vocab_size(self) -> int | None:
-        value = (self.config.get("tokenizer") or {}).get("vocab_size")
+        tokenizer = self.config.get("tokenizer")
+        value = tokenizer.get("vocab_size") if isinstance(tokenizer, Mapping) else None
         return int(value) if value is not None else None
 
     @property

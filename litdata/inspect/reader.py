@@ -51,8 +51,9 @@ class Members:
     """The tar members of one sample; bytes are read only when asked for, so scans skip images."""
 
     def __init__(self, tar: tarfile.TarFile, shard: str, key: str, infos: dict[str, tarfile.TarInfo],
-                 seq_len: int | None = None) -> None:
+                 seq_len: int | None = None, vocab_size: int | None = None) -> None:
         self._tar, self.shard, self.key, self._infos = tar, shard, key, infos
+        self.vocab_size = vocab_size  # token ids past it would make the tokenizer fail to decode
         self._max_items = (seq_len or DEFAULT_MAX_TOKENS) + 1  # cu_seqlens holds n + 1 <= seq_len + 1 items
 
     def error(self, problem: FormatProblem) -> InspectError:
@@ -115,7 +116,8 @@ class PackedSequence:
                   classes=m.array("classes"), cu_seqlens=m.array("cu_seqlens"), metas=m.documents(),
                   images=m.images())
         doc_tokens = [d.tokens for d in seq.metas]
-        if problems := array_problems(seq.tokens, seq.weights, seq.classes, seq.cu_seqlens, doc_tokens):
+        if problems := array_problems(seq.tokens, seq.weights, seq.classes, seq.cu_seqlens, doc_tokens,
+                                      m.vocab_size):
             raise m.error(problems[0])
         return seq
 
@@ -173,12 +175,14 @@ class OutputFolder:
                                    f"{', ...' if len(names) > 5 else ''})")
             names = [shard]
         seq_len = self.config.get("seq_len") if isinstance(self.config.get("seq_len"), int) else None
+        vocab_size = (self.config.get("tokenizer") or {}).get("vocab_size")
         for name in names:
             path = self.path / name
             try:  # covers opening and grouping; the caller's reads of a yielded sample's members raise there
                 with open_regular(path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
                     for key, infos in tar_samples(tar, seq_len):
-                        yield Members(tar, name, key, infos, seq_len)
+                        yield Members(tar, name, key, infos, seq_len,
+                                      vocab_size if isinstance(vocab_size, int) else None)
             except (OSError, tarfile.TarError, FormatProblem) as e:
                 raise InspectError(f"{path}: cannot read the shard ({e})") from None
 
