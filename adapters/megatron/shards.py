@@ -24,13 +24,12 @@ import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from litdata import FORMAT_NAME, shard_format
 from litdata.classes import TokenClass
-from litdata.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 
@@ -170,7 +169,7 @@ def _info(path: Path, entry: Mapping[str, Any], *, follow_symlinks: bool = True)
     )
 
 
-def _open(info: ShardInfo):
+def _open(info: ShardInfo) -> IO[bytes]:
     try:
         return shard_format.open_regular(info.path, follow_symlinks=info.follow_symlinks)
     except shard_format.FormatProblem as p:
@@ -187,7 +186,7 @@ def check_file(info: ShardInfo, *, verify_checksums: bool) -> None:
         if info.bytes is not None and st.st_size != info.bytes:
             raise CorruptShardError(info.name, "<file>", f"{st.st_size} bytes, manifest says {info.bytes}")
         if verify_checksums and info.sha256 and (info.path, st.st_size, st.st_mtime_ns) not in _VERIFIED:
-            if file_sha256(info.path) != info.sha256:
+            if shard_format.sha256_of(f) != info.sha256:  # the descriptor checked above, not the path again
                 raise CorruptShardError(info.name, "<file>", "sha256 differs from the manifest")
             _VERIFIED.add((info.path, st.st_size, st.st_mtime_ns))
         # A tar cut exactly between members still parses; its end-of-archive marker (two zero blocks) is gone.
@@ -198,7 +197,7 @@ def check_file(info: ShardInfo, *, verify_checksums: bool) -> None:
             raise CorruptShardError(info.name, "<end-of-archive>", "truncated tar (no end-of-archive marker)")
 
 
-def _members(f: Any, current: list[str], seq_len: int | None) -> Iterator[tuple[str, bytes]]:
+def _members(f: IO[bytes], current: list[str], seq_len: int | None) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of each member in tar order, each checked before its bytes are read."""
     stream = tarfile.open(fileobj=f, mode="r|")
     for info in stream:
