@@ -199,3 +199,34 @@ def edit_shard(path: Path, edit: Callable[[str, bytes], bytes | None]) -> None:
                 info = tarfile.TarInfo(name)
                 info.size = len(new)
                 tar.addfile(info, io.BytesIO(new))
+
+
+# ---- hostile members (issue 12): sizes in headers that lie ---------------------------------------------------
+
+
+def npy_claiming(shape: tuple[int, ...], data: bytes, dtype: str = "<i4") -> bytes:
+    """An .npy member whose header declares `shape` but which holds only `data` after the header."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + data
+
+
+def sparse_member(name: str, data: bytes, real_size: int) -> bytes:
+    """A GNU sparse tar member (header + data blocks): `data` on disk, read back as `real_size` bytes."""
+    info = tarfile.TarInfo(name)
+    info.size, info.type = len(data), tarfile.GNUTYPE_SPARSE
+    header = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    header[386:398] = tarfile.itn(real_size - len(data), 12, tarfile.GNU_FORMAT)  # the one data region: at the end
+    header[398:410] = tarfile.itn(len(data), 12, tarfile.GNU_FORMAT)
+    header[483:495] = tarfile.itn(real_size, 12, tarfile.GNU_FORMAT)  # realsize: what a reader expands it to
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % tarfile.calc_chksums(bytes(header))[0]
+    return bytes(header) + data + b"\0" * (-len(data) % tarfile.BLOCKSIZE)
+
+
+def append_raw_member(path: Path, raw: bytes) -> None:
+    """Append raw header + data blocks after a shard's last member, keeping a valid end-of-archive marker."""
+    with tarfile.open(path) as tar:
+        tar.getmembers()
+        end = tar.offset
+    path.write_bytes(path.read_bytes()[:end] + raw + b"\0" * 1024)

@@ -8,11 +8,13 @@ Layout of `DIR/iter_NNNNNNN/`:
   state (exact next sequence of that rank's share of the shards), the step, the learning-rate schedule, RNG.
   The loader's position cannot be re-split over another number of DP ranks, so resume needs the same DP size.
 `DIR/latest` names the newest complete checkpoint (written last, so a crash mid-save keeps the previous one).
+`dp_RRRRR.pt` holds only tensors and plain data and is read with `weights_only=True`: loading never runs code.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,20 @@ def save(root: str | os.PathLike, *, step: int, model: torch.nn.Module, optimize
     return folder
 
 
+def _load_rank_state(path: Path) -> dict[str, Any]:
+    """A `dp_RRRRR.pt` with `weights_only=True`: tensors and plain containers only, so that a crafted file cannot
+    run code on load (what `save` writes is exactly that: ints, strings, lists, dicts and RNG byte tensors)."""
+    try:
+        rest = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message advises weights_only=False; keep only the line that names what was refused.
+        why = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line), type(e).__name__)
+        raise ValueError(f"{path}: refused to load: it holds more than tensors and plain data ({why})") from None
+    if not isinstance(rest, dict) or not {"step", "vocab_size", "loader", "rng", "extra"} <= rest.keys():
+        raise ValueError(f"{path}: not a loader/step state written by checkpoint.save")
+    return rest
+
+
 def load(root: str | os.PathLike, *, model: torch.nn.Module, optimizer: Any) -> dict[str, Any]:
     """Restore model and optimizer in place from `root` (its `latest`) or one `root/iter_N` folder, at this
     run's TP size; returns {'step', 'loader', 'extra'} of this data-parallel rank."""
@@ -101,7 +117,7 @@ def load(root: str | os.PathLike, *, model: torch.nn.Module, optimizer: Any) -> 
     if saved_dp != dp_size or not own.is_file():
         raise ValueError(f"{folder}: saved with {saved_dp} data-parallel ranks, this run has {dp_size}; the loader's "
                          "position cannot be re-split (the tensor-parallel size may change, the DP size may not)")
-    rest = torch.load(own, map_location="cpu", weights_only=False)
+    rest = _load_rank_state(own)
     if rest["vocab_size"] != _vocab_size(model):
         # dist_checkpointing would load the overlap of two differently padded embeddings without a word; the
         # extra logits change every softmax, so this would be another model.

@@ -20,7 +20,8 @@ position after it) to the main process, which records them, so the state covers 
 DataLoader hands out batches round-robin over its workers in a fixed order, skipping exhausted ones; the
 state also records which stream comes next, and a resumed loader rotates its workers so that physical
 worker 0 plays that stream. Resume therefore needs the same seed, dp_size, dp_rank, shuffle, shards and
-number of loader workers (0 and 1 both mean one stream); a mismatch raises `ValueError`.
+number of loader workers (0 and 1 both mean one stream); a mismatch raises `ValueError`. The state names its
+dataset (the manifest's sha256, or the hash of the shard names without one), and is refused by any other.
 
 Corrupt shards raise `CorruptShardError` (shard and member named). With `skip_corrupt=True` the rest of
 that shard is skipped, a warning is logged once per shard and process, and `stats` counts the shards and
@@ -48,6 +49,7 @@ from adapters.megatron.shards import CorruptShardError, RawSequence, ShardInfo, 
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "litdata-loader-state"
+STATE_VERSION = 2  # 2: the state names its dataset (v1 states did not, so they cannot be checked and are refused)
 Position = tuple[int, int]  # (epoch, sequences taken from that epoch's stream)
 
 
@@ -178,7 +180,8 @@ class PackedShardDataset(IterableDataset):
     def _read_shard(self, info: ShardInfo, *, record: bool) -> Iterator[RawSequence]:
         count = 0
         try:
-            for raw in iter_shard(info, verify_checksums=self.verify_checksums, image_token_id=self._image_token_id):
+            for raw in iter_shard(info, verify_checksums=self.verify_checksums, image_token_id=self._image_token_id,
+                                  seq_len=self.shardset.seq_len, vocab_size=self.shardset.vocab_size):
                 count += 1
                 yield raw
         except CorruptShardError as exn:
@@ -237,7 +240,8 @@ class PackedShardDataset(IterableDataset):
     def _fresh_state(self, streams: int) -> dict:
         return {
             "format": STATE_FORMAT,
-            "version": 1,
+            "version": STATE_VERSION,
+            "dataset": self.shardset.dataset_id,  # a position means nothing in another dataset's shards
             "seed": self.seed,
             "dp_rank": self.dp_rank,
             "dp_size": self.dp_size,
@@ -254,8 +258,12 @@ class PackedShardDataset(IterableDataset):
 
     def load_state_dict(self, state: dict) -> None:
         fresh = self._fresh_state(0)
-        if state.get("format") != STATE_FORMAT or state.get("version") != 1:
-            raise ValueError(f"not a {STATE_FORMAT} v1 state: {state.get('format')!r} {state.get('version')!r}")
+        if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+            raise ValueError(f"not a {STATE_FORMAT} v{STATE_VERSION} state: {state.get('format')!r} "
+                             f"v{state.get('version')!r} (a v1 state does not name its dataset and cannot be checked)")
+        if state.get("dataset") != fresh["dataset"]:
+            raise ValueError(f"cannot resume: the state was saved on another dataset (manifest sha256 "
+                             f"{str(state.get('dataset'))[:16]}..., this one {fresh['dataset'][:16]}...)")
         for key in ("seed", "dp_rank", "dp_size", "shuffle", "shards"):
             if state.get(key) != fresh[key]:
                 raise ValueError(f"cannot resume: the state has {key}={state.get(key)!r}, this dataset {fresh[key]!r}")

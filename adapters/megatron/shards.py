@@ -1,11 +1,14 @@
 """Finding and safely reading litdata shards (DESIGN.md, 'Shards' and 'manifest.json').
 
-Tars are read with webdataset's tar iterator; samples are grouped, decoded (nothing is ever unpickled) and checked
-by `litdata.shard_format`, as in `litdata verify` and `litdata inspect`. Every problem with a shard raises
-`CorruptShardError` naming the shard and the member, so that the caller can fail or skip that shard.
+Tars are streamed with `tarfile`; members are checked (regular, not sparse, within the size bound of their kind)
+before they are read, and samples are grouped, decoded (nothing is ever unpickled, no array larger than its member
+is allocated) and checked by `litdata.shard_format`, as in `litdata verify` and `litdata inspect`. Every problem
+with a shard raises `CorruptShardError` naming the shard and the member, so that the caller can fail or skip that
+shard. A manifest's shard names must be plain file names (`shard-NNNNNN.tar`), or the manifest is refused.
 
 Checks, cheapest first:
-- the file exists and its size equals the manifest's `bytes` (when a manifest is known);
+- the file exists, is a regular file (a symlink only where the caller named the path itself) and its size equals
+  the manifest's `bytes` (when a manifest is known);
 - its sha256 equals the manifest's (`verify_checksums`; the hash of each file is checked once per process);
 - the tar ends with an end-of-archive marker (a tar cut at a member boundary otherwise reads as shorter);
 - every sample has the four `.npy` members and its `.json`, with the DESIGN dtypes, shapes and values;
@@ -14,20 +17,19 @@ Checks, cheapest first:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
-import webdataset as wds
 
 from litdata import FORMAT_NAME, shard_format
 from litdata.classes import TokenClass
-from litdata.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 
@@ -51,6 +53,7 @@ class ShardInfo:
     sha256: str | None = None
     bytes: int | None = None
     sequences: int | None = None
+    follow_symlinks: bool = True  # False for names read from a manifest: they must be files inside its folder
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +63,20 @@ class ShardSet:
     shards: tuple[ShardInfo, ...]
     config: Mapping[str, Any] = field(default_factory=dict)
     manifest_path: str | None = None
+    manifest_sha256: str | None = None  # identifies the dataset in a loader state
+
+    @property
+    def dataset_id(self) -> str:
+        """The manifest's sha256, or without a manifest the hash of the shard names in order."""
+        if self.manifest_sha256:
+            return self.manifest_sha256
+        return "names:" + hashlib.sha256("\n".join(s.name for s in self.shards).encode()).hexdigest()
+
+    @property
+    def vocab_size(self) -> int | None:
+        tokenizer = self.config.get("tokenizer")
+        value = tokenizer.get("vocab_size") if isinstance(tokenizer, Mapping) else None
+        return int(value) if value is not None else None
 
     @property
     def pad_id(self) -> int:
@@ -97,7 +114,17 @@ def load_manifest(path: str | os.PathLike) -> dict:
     fmt = manifest.get("format", {}) if isinstance(manifest, dict) else {}
     if fmt.get("name") != FORMAT_NAME:
         raise ValueError(f"{path}: not a {FORMAT_NAME} manifest (format {fmt!r})")
+    for entry in manifest.get("shards", []):
+        try:
+            shard_format.check_shard_name(entry.get("name") if isinstance(entry, dict) else entry)
+        except shard_format.FormatProblem as p:
+            raise ValueError(f"{path}: shard name {p}") from None
     return manifest
+
+
+def _manifest_set(manifest_path: Path, shards: tuple[ShardInfo, ...], manifest: dict) -> ShardSet:
+    return ShardSet(shards=shards, config=manifest.get("config", {}), manifest_path=str(manifest_path),
+                    manifest_sha256=hashlib.sha256(manifest_path.read_bytes()).hexdigest())
 
 
 def resolve_shards(data: str | os.PathLike | Sequence[str | os.PathLike]) -> ShardSet:
@@ -107,8 +134,8 @@ def resolve_shards(data: str | os.PathLike | Sequence[str | os.PathLike]) -> Sha
         folder = Path(data)
         if (folder / MANIFEST).is_file():
             manifest = load_manifest(folder / MANIFEST)
-            shards = tuple(_info(folder / s["name"], s) for s in manifest.get("shards", []))
-            return ShardSet(shards=shards, config=manifest.get("config", {}), manifest_path=str(folder / MANIFEST))
+            shards = tuple(_info(folder / s["name"], s, follow_symlinks=False) for s in manifest.get("shards", []))
+            return _manifest_set(folder / MANIFEST, shards, manifest)
         paths = sorted(str(p) for p in folder.glob("*.tar"))
     elif isinstance(data, (str, os.PathLike)):
         import braceexpand
@@ -127,37 +154,42 @@ def _match_manifest(paths: list[str]) -> ShardSet:
         manifest = load_manifest(manifest_path)
         by_name = {s["name"]: s for s in manifest.get("shards", [])}
         shards = tuple(_info(Path(p), by_name.get(Path(p).name, {})) for p in paths)
-        return ShardSet(shards=shards, config=manifest.get("config", {}), manifest_path=str(manifest_path))
+        return _manifest_set(manifest_path, shards, manifest)
     return ShardSet(shards=tuple(_info(Path(p), {}) for p in paths))
 
 
-def _info(path: Path, entry: Mapping[str, Any]) -> ShardInfo:
+def _info(path: Path, entry: Mapping[str, Any], *, follow_symlinks: bool = True) -> ShardInfo:
     return ShardInfo(
         path=str(path),
         name=path.name,
         sha256=entry.get("sha256"),
         bytes=entry.get("bytes"),
         sequences=entry.get("sequences"),
+        follow_symlinks=follow_symlinks,
     )
+
+
+def _open(info: ShardInfo) -> IO[bytes]:
+    try:
+        return shard_format.open_regular(info.path, follow_symlinks=info.follow_symlinks)
+    except shard_format.FormatProblem as p:
+        raise CorruptShardError(info.name, "<file>", p.reason) from None
 
 
 _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) whose sha256 matched, per process
 
 
 def check_file(info: ShardInfo, *, verify_checksums: bool) -> None:
-    """Cheap whole-file checks before reading: existence, size, sha256, end-of-archive marker."""
-    try:
-        st = os.stat(info.path)
-    except OSError as exn:
-        raise CorruptShardError(info.name, "<file>", f"cannot open: {exn.strerror or exn}") from None
-    if info.bytes is not None and st.st_size != info.bytes:
-        raise CorruptShardError(info.name, "<file>", f"{st.st_size} bytes, manifest says {info.bytes}")
-    if verify_checksums and info.sha256 and (info.path, st.st_size, st.st_mtime_ns) not in _VERIFIED:
-        if file_sha256(info.path) != info.sha256:
-            raise CorruptShardError(info.name, "<file>", "sha256 differs from the manifest")
-        _VERIFIED.add((info.path, st.st_size, st.st_mtime_ns))
-    # A tar cut exactly between members still parses; its end-of-archive marker (two zero blocks) is gone.
-    with open(info.path, "rb") as f:
+    """Cheap whole-file checks before reading: a regular file, size, sha256, end-of-archive marker."""
+    with _open(info) as f:
+        st = os.fstat(f.fileno())
+        if info.bytes is not None and st.st_size != info.bytes:
+            raise CorruptShardError(info.name, "<file>", f"{st.st_size} bytes, manifest says {info.bytes}")
+        if verify_checksums and info.sha256 and (info.path, st.st_size, st.st_mtime_ns) not in _VERIFIED:
+            if shard_format.sha256_of(f) != info.sha256:  # the descriptor checked above, not the path again
+                raise CorruptShardError(info.name, "<file>", "sha256 differs from the manifest")
+            _VERIFIED.add((info.path, st.st_size, st.st_mtime_ns))
+        # A tar cut exactly between members still parses; its end-of-archive marker (two zero blocks) is gone.
         if st.st_size < 1024 or st.st_size % 512:
             raise CorruptShardError(info.name, "<end-of-archive>", f"truncated tar ({st.st_size} bytes)")
         f.seek(st.st_size - 1024)
@@ -165,23 +197,35 @@ def check_file(info: ShardInfo, *, verify_checksums: bool) -> None:
             raise CorruptShardError(info.name, "<end-of-archive>", "truncated tar (no end-of-archive marker)")
 
 
+def _members(f: IO[bytes], current: list[str], seq_len: int | None) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each member in tar order, each checked before its bytes are read."""
+    stream = tarfile.open(fileobj=f, mode="r|")
+    for info in stream:
+        current[0] = info.name
+        shard_format.check_member(info, seq_len)
+        data = stream.extractfile(info).read()
+        stream.members = []  # a stream keeps every header it has read otherwise
+        yield info.name, data
+
+
 def iter_shard(
-    info: ShardInfo, *, verify_checksums: bool = True, image_token_id: int | None = None
+    info: ShardInfo,
+    *,
+    verify_checksums: bool = True,
+    image_token_id: int | None = None,
+    seq_len: int | None = None,
+    vocab_size: int | None = None,
 ) -> Iterator[RawSequence]:
-    """Yield the checked sequences of one shard; raise CorruptShardError at the first problem."""
+    """Yield the checked sequences of one shard (compiled for `seq_len` with a tokenizer of `vocab_size`, where
+    known); raise CorruptShardError at the first problem."""
     check_file(info, verify_checksums=verify_checksums)
     current = ["<tar header>"]
-
-    def note(fname: str) -> bool:  # called by webdataset just before it reads a member's bytes
-        current[0] = fname
-        return True
-
     count = 0
-    with open(info.path, "rb") as f:
+    with _open(info) as f:
         try:
-            files = wds.tariterators.tar_file_iterator(f, select_files=note)
-            for key, members in shard_format.group_samples((item["fname"], item["data"]) for item in files):
-                yield decode_sample(info.name, key, members, image_token_id=image_token_id)
+            for key, members in shard_format.group_samples(_members(f, current, seq_len)):
+                yield decode_sample(info.name, key, members, image_token_id=image_token_id, seq_len=seq_len,
+                                    vocab_size=vocab_size)
                 count += 1
         except CorruptShardError:
             raise
@@ -194,12 +238,21 @@ def iter_shard(
 
 
 def decode_sample(
-    shard: str, key: str, members: Mapping[str, bytes], *, image_token_id: int | None = None
+    shard: str,
+    key: str,
+    members: Mapping[str, bytes],
+    *,
+    image_token_id: int | None = None,
+    seq_len: int | None = None,
+    vocab_size: int | None = None,
 ) -> RawSequence:
+    max_items = (seq_len or shard_format.DEFAULT_MAX_TOKENS) + 1  # cu_seqlens holds n + 1 <= seq_len + 1 items
     try:
-        tokens, weights, classes, cu = (shard_format.load_array(s, members.get(s)) for s in shard_format.ARRAYS)
+        tokens, weights, classes, cu = (
+            shard_format.load_array(s, members.get(s), max_items) for s in shard_format.ARRAYS
+        )
         meta = shard_format.load_json(members.get("json"))
-        if problems := shard_format.array_problems(tokens, weights, classes, cu):
+        if problems := shard_format.array_problems(tokens, weights, classes, cu, vocab_size=vocab_size):
             raise problems[0]
     except shard_format.FormatProblem as exn:
         raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None

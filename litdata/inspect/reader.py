@@ -12,7 +12,17 @@ from typing import Any
 import numpy as np
 
 from litdata.classes import TokenClass, class_weights
-from litdata.shard_format import FormatProblem, array_problems, image_suffixes, load_array, load_json, tar_samples
+from litdata.shard_format import (
+    DEFAULT_MAX_TOKENS,
+    FormatProblem,
+    array_problems,
+    check_shard_name,
+    image_suffixes,
+    load_array,
+    load_json,
+    open_regular,
+    tar_samples,
+)
 
 
 class InspectError(ValueError):
@@ -40,8 +50,11 @@ class DocumentMeta:
 class Members:
     """The tar members of one sample; bytes are read only when asked for, so scans skip images."""
 
-    def __init__(self, tar: tarfile.TarFile, shard: str, key: str, infos: dict[str, tarfile.TarInfo]) -> None:
+    def __init__(self, tar: tarfile.TarFile, shard: str, key: str, infos: dict[str, tarfile.TarInfo],
+                 seq_len: int | None = None, vocab_size: int | None = None) -> None:
         self._tar, self.shard, self.key, self._infos = tar, shard, key, infos
+        self.vocab_size = vocab_size  # token ids past it would make the tokenizer fail to decode
+        self._max_items = (seq_len or DEFAULT_MAX_TOKENS) + 1  # cu_seqlens holds n + 1 <= seq_len + 1 items
 
     def error(self, problem: FormatProblem) -> InspectError:
         return InspectError(f"{self.shard}: sample {self.key}: {problem}")
@@ -56,7 +69,7 @@ class Members:
 
     def array(self, name: str) -> np.ndarray:
         try:
-            return load_array(f"{name}.npy", self.read(f"{name}.npy"))
+            return load_array(f"{name}.npy", self.read(f"{name}.npy"), self._max_items)
         except FormatProblem as p:
             raise self.error(p) from None
 
@@ -103,7 +116,8 @@ class PackedSequence:
                   classes=m.array("classes"), cu_seqlens=m.array("cu_seqlens"), metas=m.documents(),
                   images=m.images())
         doc_tokens = [d.tokens for d in seq.metas]
-        if problems := array_problems(seq.tokens, seq.weights, seq.classes, seq.cu_seqlens, doc_tokens):
+        if problems := array_problems(seq.tokens, seq.weights, seq.classes, seq.cu_seqlens, doc_tokens,
+                                      m.vocab_size):
             raise m.error(problems[0])
         return seq
 
@@ -135,7 +149,9 @@ class OutputFolder:
         try:
             manifest = json.loads(mf.read_text())
             manifest["config"], manifest["shards"], manifest["counts"], manifest["tokens"]
-        except (ValueError, KeyError, TypeError) as e:
+            for entry in manifest["shards"]:  # never open what a manifest names outside the folder
+                check_shard_name(entry["name"])
+        except (ValueError, KeyError, TypeError) as e:  # FormatProblem is a ValueError
             raise InspectError(f"{mf}: not a litdata manifest ({type(e).__name__}: {e})") from None
         return cls(p, manifest)
 
@@ -158,12 +174,15 @@ class OutputFolder:
                 raise InspectError(f"--shard {shard}: not in the manifest (shards: {', '.join(names[:5])}"
                                    f"{', ...' if len(names) > 5 else ''})")
             names = [shard]
+        seq_len = self.config.get("seq_len") if isinstance(self.config.get("seq_len"), int) else None
+        vocab_size = (self.config.get("tokenizer") or {}).get("vocab_size")
         for name in names:
             path = self.path / name
             try:  # covers opening and grouping; the caller's reads of a yielded sample's members raise there
-                with tarfile.open(path, "r:") as tar:
-                    for key, infos in tar_samples(tar):
-                        yield Members(tar, name, key, infos)
+                with open_regular(path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
+                    for key, infos in tar_samples(tar, seq_len):
+                        yield Members(tar, name, key, infos, seq_len,
+                                      vocab_size if isinstance(vocab_size, int) else None)
             except (OSError, tarfile.TarError, FormatProblem) as e:
                 raise InspectError(f"{path}: cannot read the shard ({e})") from None
 
