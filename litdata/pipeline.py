@@ -46,6 +46,7 @@ class CompileConfig:
     max_shard_bytes: int = 256 * 2**20
     max_shard_sequences: int = 10_000
     max_pixels: int = 40_000_000
+    max_image_bytes: int = 64 * 2**20
     read_limits: object | None = None  # litdata.read.ReadLimits
     mining: object | None = None  # litdata.classify MiningSettings
     harmful: object | None = None  # litdata.classify HarmfulSettings
@@ -127,7 +128,8 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
-                      max_pixels=cfg.max_pixels, template_shapes=table.template_shapes(), harmful=cfg.harmful)
+                      max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),
+                      template_shapes=table.template_shapes(), harmful=cfg.harmful)
     stats = CompileStats(seq_len=cfg.seq_len)
     packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
@@ -171,6 +173,11 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     return CompileResult(manifest=manifest, stats=stats, templates=table)
 
 
+def _image_byte_limit(cfg: CompileConfig) -> int:
+    # One image larger than a shard may be would make a shard over --max-shard-bytes whatever the writer does.
+    return min(cfg.max_image_bytes, cfg.max_shard_bytes)
+
+
 def _run_key(cfg: CompileConfig) -> str:
     """What makes two runs the same job: everything that changes the output bytes."""
     keep = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite", "workers", "progress")}
@@ -195,6 +202,7 @@ def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, t
             "overflow": cfg.overflow,
             "image_root": cfg.image_root,
             "max_pixels": cfg.max_pixels,
+            "max_image_bytes": _image_byte_limit(cfg),
             "seed": cfg.seed,
             "pack_window": cfg.pack_window,
             "packing": cfg.packing,
