@@ -113,9 +113,10 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
 
     limits = cfg.read_limits or ReadLimits()
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
-    out = OutputDir(cfg.out)
-    out.prepare(run_key=_run_key(cfg), overwrite=cfg.overwrite)
     inputs = [{"path": s, "sha256": file_sha256(s), "bytes": os.path.getsize(s)} for s in cfg.sources]
+    out = OutputDir(cfg.out)
+    out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite,
+                inputs=[*cfg.sources, *([cfg.image_root] if cfg.image_root else [])])
 
     first_pass = {"records": 0}
 
@@ -133,7 +134,8 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     stats = CompileStats(seq_len=cfg.seq_len)
     packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
-    writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences)
+    writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences,
+                         claim=out.claim)
     bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress, total=first_pass["records"] or None)
     try:
         with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
@@ -178,9 +180,12 @@ def _image_byte_limit(cfg: CompileConfig) -> int:
     return min(cfg.max_image_bytes, cfg.max_shard_bytes)
 
 
-def _run_key(cfg: CompileConfig) -> str:
-    """What makes two runs the same job: everything that changes the output bytes."""
+def _run_key(cfg: CompileConfig, inputs: list[dict]) -> str:
+    """What makes two runs the same job: everything that changes the output bytes, the sources' contents included
+    (an edited source is another job, not a resume). Images are not hashed up front: a shard whose images changed
+    is rewritten on resume, because its sha256 differs, and shards the run no longer writes are removed."""
     keep = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite", "workers", "progress")}
+    keep["input_sha256"] = [i["sha256"] for i in inputs]
     return hashlib.sha256(repr(sorted((k, repr(v)) for k, v in keep.items())).encode()).hexdigest()
 
 
