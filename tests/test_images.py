@@ -273,3 +273,21 @@ def test_the_loader_refuses_postscript_with_the_error_skip_corrupt_handles(monke
         preprocess(EPS, ImageSpec(size=8))
     assert calls == []
     assert preprocess(encoded(size=(5, 7), fmt="JPEG"), ImageSpec(size=8)).shape == (3, 8, 8)
+
+
+def test_postscript_in_a_shard_is_skipped_by_skip_corrupt_without_ghostscript(tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+    from shard_fixtures import edit_shard, refresh_manifest, write_shards
+
+    from adapters.megatron.data import PackedShardDataset
+    from adapters.megatron.images import ImageSpec
+
+    calls = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a))
+    fx = write_shards(tmp_path / "out", documents=30, seq_len=256, images=True, sequences_per_shard=50)
+    victim = next(s for s in fx.sequences if s.images)
+    edit_shard(fx.shard_path(0), lambda name, data: EPS if name == f"{victim.key}.img000.png" else data)
+    refresh_manifest(fx.out)
+    ds = PackedShardDataset(fx.out, shuffle=False, image_spec=ImageSpec(size=8), skip_corrupt=True)
+    assert [s.key for s in ds] == [k for k in fx.keys if k != victim.key]
+    assert ds.stats.sequences_skipped == 1 and calls == []

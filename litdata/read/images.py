@@ -18,12 +18,10 @@ from typing import BinaryIO, NamedTuple
 
 from PIL import Image
 
-from litdata.image_file import ImageFileError, read_image_file
+from litdata.image_file import RASTER_FORMATS, ImageFileError, read_image_file
 from litdata.records import ImageRef, RejectReason
 from litdata.records.document import ImageBlob
 
-# Pillow tries only these plugins. MPO (multi-picture JPEG) comes through the JPEG plugin.
-RASTER_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 DEFAULT_MAX_IMAGE_BYTES = 64 * 2**20
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 _SEPARATORS = re.compile(r"[\\/]")
