@@ -84,7 +84,7 @@ def sample_members(seq: PackedSequence) -> dict[str, bytes]:
 
 class ShardWriter:
     def __init__(self, out_dir: Path, *, max_bytes: int, max_sequences: int,
-                 claim: Callable[[str], None] = lambda name: None) -> None:
+                 claim: Callable[[str], None]) -> None:
         self.out_dir = out_dir
         self.claim = claim  # records a shard name as this run's before its file is created (OutputDir.claim)
         self.max_bytes, self.max_sequences = max_bytes, max_sequences
