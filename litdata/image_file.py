@@ -78,7 +78,7 @@ def read_verified(path: str, *, sha256: str, size: int) -> bytes:
     try:
         data, opened = read_image_file(path, max_bytes=size)
     except ImageFileError as e:
-        raise ImageChangedError(f"image {path} {e} (it was checked earlier in this compile); rerun the compile") from None
+        raise ImageChangedError(f"image {path} {e} (it was checked earlier in this compile); rerun it") from None
     if opened != path:
         raise ImageChangedError(f"image {path} now resolves to {opened} (it changed during the compile); rerun it")
     if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:

@@ -90,6 +90,8 @@ class OutputDir:
             for name in sorted(set(present.values())):
                 self._remove(name)
             recorded = set()
+        else:  # a resume: the shards it redoes may differ (an image changed), so the old manifest no longer holds
+            self._remove("manifest.json")
         self._run_key, self._recorded, self._claimed = run_key, recorded, set()
         self._write_run_file(recorded)
 

@@ -174,7 +174,7 @@ def test_an_image_file_over_the_byte_limit_is_rejected_before_it_is_read(root, m
     monkeypatch.setattr(os, "read", lambda *a: pytest.fail("the file was read although fstat shows it too large"))
     reason, message = resolve("tail.jpg", root)
     assert reason is RejectReason.IMAGE_TOO_LARGE
-    assert f"is {300 * 2**20} bytes" in message and f"max_image_bytes={64 * 2**20}" in message
+    assert f"is {300 * 2**20} bytes, more than the limit of {64 * 2**20} bytes (--max-image-bytes)" in message
     monkeypatch.undo()
     small = encoded(size=(64, 48), fmt="JPEG")
     (root / "small.jpg").write_bytes(small)
@@ -186,7 +186,7 @@ def test_an_image_file_over_the_byte_limit_is_rejected_before_it_is_read(root, m
 def test_embedded_bytes_over_the_byte_limit_are_rejected():
     data = encoded(size=(64, 48), fmt="PNG")
     reason, message = resolve_image(ImageRef(data=data), image_root=None, max_pixels=MAX, max_bytes=len(data) - 1)
-    assert reason is RejectReason.IMAGE_TOO_LARGE and "max_image_bytes" in message
+    assert reason is RejectReason.IMAGE_TOO_LARGE and f"more than the limit of {len(data) - 1} bytes" in message
 
 
 def test_a_fifo_is_refused_without_hanging(root):

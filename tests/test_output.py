@@ -98,7 +98,8 @@ def test_editing_a_source_makes_another_job_not_a_resume(dataset, tmp_path, caps
     assert "different options or inputs" in only_error_line(capsys)
     assert compile_cli(*compile_args(source, images, out, "--overwrite")) == 0
     shards = sorted(p.name for p in out.glob("shard-*.tar"))
-    assert len(shards) < before and shards == [s["name"] for s in json.loads((out / "manifest.json").read_text())["shards"]]
+    listed = [s["name"] for s in json.loads((out / "manifest.json").read_text())["shards"]]
+    assert len(shards) < before and shards == listed
     assert verify(out).ok, verify(out).problems
 
 
@@ -109,9 +110,12 @@ def test_a_rerun_of_the_same_job_removes_the_shards_it_no_longer_writes(tmp_path
         first.claim(name)
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / ".shard-000002.tar.partial").write_bytes(b"half")  # killed while writing
+    first.claim("manifest.json")
+    (tmp_path / "manifest.json").write_text("{}")
     again = OutputDir(tmp_path)
-    again.prepare(run_key="k", overwrite=False)  # the same job: resume, keep what is there
+    again.prepare(run_key="k", overwrite=False)  # the same job: resume, keep the shards
     assert (tmp_path / "shard-000002.tar").exists()
+    assert not (tmp_path / "manifest.json").exists()  # it listed shards this run may not write again
     again.claim("shard-000000.tar")
     again.write_manifest({})
     assert sorted(p.name for p in tmp_path.iterdir()) == [RUN_FILE, "manifest.json", "shard-000000.tar"]

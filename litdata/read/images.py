@@ -40,7 +40,8 @@ def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int,
     if ref.data is not None:
         name = f"embedded image {ref.path or ''}".rstrip()
         if len(ref.data) > max_bytes:
-            return RejectReason.IMAGE_TOO_LARGE, f"{name} is {len(ref.data)} bytes, more than max_image_bytes={max_bytes}"
+            return (RejectReason.IMAGE_TOO_LARGE,
+                    f"{name} is {len(ref.data)} bytes, more than the limit of {max_bytes} bytes (--max-image-bytes)")
         decoded = _decode(io.BytesIO(ref.data), name, max_pixels)
         if not isinstance(decoded, _Decoded):
             return decoded
@@ -73,7 +74,7 @@ def _read_once(real: str, rel: str, image_root: Path, max_bytes: int) -> bytes |
         reason = {"too_large": RejectReason.IMAGE_TOO_LARGE, "missing": RejectReason.IMAGE_MISSING,
                   "not_regular": RejectReason.IMAGE_MISSING, "symlink": RejectReason.IMAGE_UNSAFE_PATH,
                   }.get(e.kind, RejectReason.IMAGE_UNDECODABLE)
-        limit = f" (max_image_bytes={max_bytes})" if e.kind == "too_large" else ""
+        limit = " (--max-image-bytes)" if e.kind == "too_large" else ""
         return reason, f"image {rel!r} under the image root {image_root} {e}{limit}"
     if opened != real:  # a directory on the way was swapped for a symlink after the path was resolved
         return RejectReason.IMAGE_UNSAFE_PATH, f"image {rel!r} resolved to {real} but opened as {opened}"
@@ -117,7 +118,8 @@ def _decode(source: BinaryIO, name: str, max_pixels: int) -> _Decoded | Problem:
     except Image.DecompressionBombError as e:
         return RejectReason.IMAGE_TOO_LARGE, f"{name}: {e}"
     except Image.UnidentifiedImageError:  # its message names the BytesIO object, which is not stable across runs
-        return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: not an image in one of {', '.join(RASTER_FORMATS)}"
+        formats = ", ".join(RASTER_FORMATS)
+        return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: not an image in one of {formats}"
     # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, struct.error, ...).
     except Exception as e:  # noqa: BLE001
         return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: {type(e).__name__}: {e}"
