@@ -30,6 +30,7 @@ class EncodeSpec:
     overflow: str  # "drop" | "truncate"
     image_root: str | None
     max_pixels: int
+    max_image_bytes: int = 64 * 2**20  # images over this many bytes are rejected (image_too_large)
     template_shapes: frozenset[str] = frozenset()
     harmful: object | None = None  # litdata.classify HarmfulSettings
 
@@ -109,7 +110,8 @@ class Encoder:
 
         blobs = []
         for n, ref in enumerate(conv.images):
-            got = resolve_image(ref, image_root=self.image_root, max_pixels=self.spec.max_pixels)
+            got = resolve_image(ref, image_root=self.image_root, max_pixels=self.spec.max_pixels,
+                                max_bytes=self.spec.max_image_bytes)
             if not isinstance(got, ImageBlob):
                 reason, message = got
                 return Reject(provenance=conv.provenance, reason=reason, message=f"image {n}: {message}")

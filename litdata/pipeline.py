@@ -46,6 +46,7 @@ class CompileConfig:
     max_shard_bytes: int = 256 * 2**20
     max_shard_sequences: int = 10_000
     max_pixels: int = 40_000_000
+    max_image_bytes: int = 64 * 2**20
     read_limits: object | None = None  # litdata.read.ReadLimits
     mining: object | None = None  # litdata.classify MiningSettings
     harmful: object | None = None  # litdata.classify HarmfulSettings
@@ -112,9 +113,10 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
 
     limits = cfg.read_limits or ReadLimits()
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
-    out = OutputDir(cfg.out)
-    out.prepare(run_key=_run_key(cfg), overwrite=cfg.overwrite)
     inputs = [{"path": s, "sha256": file_sha256(s), "bytes": os.path.getsize(s)} for s in cfg.sources]
+    out = OutputDir(cfg.out)
+    out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite,
+                inputs=[*cfg.sources, *([cfg.image_root] if cfg.image_root else [])])
 
     first_pass = {"records": 0}
 
@@ -127,11 +129,13 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
-                      max_pixels=cfg.max_pixels, template_shapes=table.template_shapes(), harmful=cfg.harmful)
+                      max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),
+                      template_shapes=table.template_shapes(), harmful=cfg.harmful)
     stats = CompileStats(seq_len=cfg.seq_len)
     packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
-    writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences)
+    writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences,
+                         claim=out.claim)
     bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress, total=first_pass["records"] or None)
     try:
         with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
@@ -171,9 +175,17 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
     return CompileResult(manifest=manifest, stats=stats, templates=table)
 
 
-def _run_key(cfg: CompileConfig) -> str:
-    """What makes two runs the same job: everything that changes the output bytes."""
+def _image_byte_limit(cfg: CompileConfig) -> int:
+    # One image larger than a shard may be would make a shard over --max-shard-bytes whatever the writer does.
+    return min(cfg.max_image_bytes, cfg.max_shard_bytes)
+
+
+def _run_key(cfg: CompileConfig, inputs: list[dict]) -> str:
+    """What makes two runs the same job: everything that changes the output bytes, the sources' contents included
+    (an edited source is another job, not a resume). Images are not hashed up front: a shard whose images changed
+    is rewritten on resume, because its sha256 differs, and shards the run no longer writes are removed."""
     keep = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite", "workers", "progress")}
+    keep["input_sha256"] = [i["sha256"] for i in inputs]
     return hashlib.sha256(repr(sorted((k, repr(v)) for k, v in keep.items())).encode()).hexdigest()
 
 
@@ -195,6 +207,7 @@ def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, t
             "overflow": cfg.overflow,
             "image_root": cfg.image_root,
             "max_pixels": cfg.max_pixels,
+            "max_image_bytes": _image_byte_limit(cfg),
             "seed": cfg.seed,
             "pack_window": cfg.pack_window,
             "packing": cfg.packing,

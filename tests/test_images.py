@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
@@ -52,11 +53,18 @@ def resolve(path: str, root: Path | None, max_pixels: int = MAX):
     return resolve_image(ImageRef(path=path), image_root=root, max_pixels=max_pixels)
 
 
+def checked(path: Path) -> dict:
+    """What a blob records about a file's bytes, instead of the bytes themselves."""
+    data = path.read_bytes()
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
 def test_good_png_and_jpeg_resolve_to_their_real_paths(root):
     png, jpg = resolve("coco/a.png", root), resolve("coco/b.jpg", root)
-    assert png == ImageBlob(ext="png", path=os.path.realpath(root / "coco/a.png"), width=8, height=6)
-    assert jpg == ImageBlob(ext="jpg", path=os.path.realpath(root / "coco/b.jpg"), width=20, height=10)
-    assert png.data is None and png.read() == (root / "coco/a.png").read_bytes()
+    a, b = root / "coco/a.png", root / "coco/b.jpg"
+    assert png == ImageBlob(ext="png", path=os.path.realpath(a), width=8, height=6, **checked(a))
+    assert jpg == ImageBlob(ext="jpg", path=os.path.realpath(b), width=20, height=10, **checked(b))
+    assert png.data is None and png.read() == a.read_bytes()
 
 
 def test_extension_comes_from_the_decoded_format_not_the_name(root):
@@ -151,3 +159,135 @@ def test_embedded_bytes_decode_without_a_root():
 def test_ref_with_neither_path_nor_bytes(root):
     reason, _ = resolve_image(ImageRef(), image_root=root, max_pixels=MAX)
     assert reason is RejectReason.IMAGE_MISSING
+
+
+# --- bounded bytes, one read, raster formats only ---------------------------------------------------------------
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\n%%EndComments\nnewpath 0 0 moveto 64 48 lineto stroke\n"
+
+
+def test_an_image_file_over_the_byte_limit_is_rejected_before_it_is_read(root, monkeypatch):
+    big = root / "tail.jpg"
+    big.write_bytes(encoded(size=(64, 48), fmt="JPEG"))
+    with open(big, "r+b") as f:
+        f.truncate(300 * 2**20)  # a valid JPEG with a 300 MB (sparse) tail, which decodes fine
+    monkeypatch.setattr(os, "read", lambda *a: pytest.fail("the file was read although fstat shows it too large"))
+    reason, message = resolve("tail.jpg", root)
+    assert reason is RejectReason.IMAGE_TOO_LARGE
+    assert f"is {300 * 2**20} bytes, more than the limit of {64 * 2**20} bytes (--max-image-bytes)" in message
+    monkeypatch.undo()
+    small = encoded(size=(64, 48), fmt="JPEG")
+    (root / "small.jpg").write_bytes(small)
+    assert resolve_image(ImageRef(path="small.jpg"), image_root=root, max_pixels=MAX, max_bytes=len(small)).size
+    reason, _ = resolve_image(ImageRef(path="small.jpg"), image_root=root, max_pixels=MAX, max_bytes=len(small) - 1)
+    assert reason is RejectReason.IMAGE_TOO_LARGE
+
+
+def test_embedded_bytes_over_the_byte_limit_are_rejected():
+    data = encoded(size=(64, 48), fmt="PNG")
+    reason, message = resolve_image(ImageRef(data=data), image_root=None, max_pixels=MAX, max_bytes=len(data) - 1)
+    assert reason is RejectReason.IMAGE_TOO_LARGE and f"more than the limit of {len(data) - 1} bytes" in message
+
+
+def test_a_fifo_is_refused_without_hanging(root):
+    os.mkfifo(root / "pipe.png")
+    reason, message = resolve("pipe.png", root)
+    assert reason is RejectReason.IMAGE_MISSING and "not a regular file" in message
+
+
+def swap_after_check(monkeypatch, swap):
+    """Run `swap()` right after safe_image_path has checked the path: the race a hostile file system wins."""
+    from litdata.read import images
+
+    checked = images.safe_image_path
+
+    def then_swap(rel, image_root):
+        real = checked(rel, image_root)
+        swap()
+        return real
+
+    monkeypatch.setattr(images, "safe_image_path", then_swap)
+
+
+def test_a_file_swapped_for_a_symlink_after_the_check_is_unsafe(root, monkeypatch):
+    secret = save(root.parent / "secret" / "s.png")
+    target = root / "coco" / "a.png"
+
+    def swap():
+        target.unlink()
+        target.symlink_to(secret)
+
+    swap_after_check(monkeypatch, swap)
+    reason, message = resolve("coco/a.png", root)
+    assert reason is RejectReason.IMAGE_UNSAFE_PATH and "symlink" in message
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_unsafe(root, monkeypatch):
+    save(root.parent / "secret" / "a.png", size=(3, 3))
+
+    def swap():
+        (root / "coco").rename(root / "old")
+        (root / "coco").symlink_to(root.parent / "secret", target_is_directory=True)
+
+    swap_after_check(monkeypatch, swap)
+    reason, message = resolve("coco/a.png", root)
+    assert reason is RejectReason.IMAGE_UNSAFE_PATH and "secret" in message
+
+
+@pytest.mark.parametrize("change", ["rewrite", "symlink"])
+def test_the_writer_copies_only_the_bytes_that_were_checked(root, change):
+    from litdata.image_file import ImageChangedError
+
+    blob = resolve("coco/a.png", root)
+    target = root / "coco" / "a.png"
+    if change == "rewrite":
+        save(target, size=(9, 9))  # still a valid image, other bytes
+    else:
+        target.unlink()
+        target.symlink_to(save(root.parent / "secret" / "s.png"))
+    with pytest.raises(ImageChangedError, match="a.png"):
+        blob.read()
+
+
+def test_postscript_is_never_handed_to_ghostscript(root, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    calls = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a))
+    (root / "cat.jpg").write_bytes(EPS)
+    reason, message = resolve("cat.jpg", root)
+    assert reason is RejectReason.IMAGE_UNDECODABLE and "not an image in one of PNG, JPEG" in message
+    reason, _ = resolve_image(ImageRef(data=EPS), image_root=None, max_pixels=MAX)
+    assert reason is RejectReason.IMAGE_UNDECODABLE
+    assert calls == []
+
+
+def test_the_loader_refuses_postscript_with_the_error_skip_corrupt_handles(monkeypatch):
+    from PIL import EpsImagePlugin
+
+    from adapters.megatron.images import ImageSpec, preprocess
+
+    calls = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a))
+    with pytest.raises(ValueError, match="undecodable image"):
+        preprocess(EPS, ImageSpec(size=8))
+    assert calls == []
+    assert preprocess(encoded(size=(5, 7), fmt="JPEG"), ImageSpec(size=8)).shape == (3, 8, 8)
+
+
+def test_postscript_in_a_shard_is_skipped_by_skip_corrupt_without_ghostscript(tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+    from shard_fixtures import edit_shard, refresh_manifest, write_shards
+
+    from adapters.megatron.data import PackedShardDataset
+    from adapters.megatron.images import ImageSpec
+
+    calls = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a))
+    fx = write_shards(tmp_path / "out", documents=30, seq_len=256, images=True, sequences_per_shard=50)
+    victim = next(s for s in fx.sequences if s.images)
+    edit_shard(fx.shard_path(0), lambda name, data: EPS if name == f"{victim.key}.img000.png" else data)
+    refresh_manifest(fx.out)
+    ds = PackedShardDataset(fx.out, shuffle=False, image_spec=ImageSpec(size=8), skip_corrupt=True)
+    assert [s.key for s in ds] == [k for k in fx.keys if k != victim.key]
+    assert ds.stats.sequences_skipped == 1 and calls == []

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from litdata.image_file import RASTER_FORMATS
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -32,15 +34,24 @@ class ImageSpec:
 
 
 def preprocess(data: bytes, spec: ImageSpec) -> np.ndarray:
-    """Encoded image bytes -> float32 [3, size, size]. Raises ValueError on undecodable or oversized images."""
+    """Encoded image bytes -> float32 [3, size, size]. Raises ValueError on undecodable or oversized images.
+
+    Only the compiler's raster formats are opened: Pillow's EPS/PS plugins would run Ghostscript on shard
+    bytes that claim to be PostScript."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=RASTER_FORMATS) as img:
                 if img.width * img.height > spec.max_pixels:
                     raise ValueError(f"{img.width}x{img.height} exceeds {spec.max_pixels} pixels")
                 rgb = img.convert("RGB")
-        except (OSError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exn:
+        except ValueError:
+            raise
+        except Image.UnidentifiedImageError:
+            raise ValueError(f"undecodable image (not one of {', '.join(RASTER_FORMATS)})") from None
+        # Pillow raises many types for bad data (OSError, SyntaxError, struct.error, ...); every one of them must
+        # reach the caller as ValueError so that skip_corrupt can skip the shard.
+        except Exception as exn:  # noqa: BLE001
             raise ValueError(f"undecodable image ({type(exn).__name__}: {exn})") from None
     if spec.pad_to_square:
         rgb = _expand_to_square(rgb, tuple(int(m * 255) for m in spec.mean))

@@ -55,6 +55,9 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="start a new shard before this size (e.g. 512MB, 1GiB; default 256MiB)")
     p.add_argument("--max-shard-sequences", type=positive_int, default=10_000, help="packed sequences per shard")
     p.add_argument("--max-pixels", type=positive_int, default=40_000_000, help="reject larger images (bombs)")
+    p.add_argument("--max-image-bytes", type=parse_size, default=parse_size("64MiB"),
+                   help="reject larger image files, checked before reading them (default 64MiB; never more than "
+                        "--max-shard-bytes)")
     p.add_argument("--max-turns", type=positive_int, default=512, help="reject records with more turns")
     p.add_argument("--max-turn-chars", type=positive_int, default=200_000, help="reject records with a longer turn")
     p.add_argument("--batch-size", type=positive_int, default=256, help="records per encoding batch")
@@ -99,6 +102,7 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
             weight_overrides=overrides, overflow=args.overflow, workers=args.workers, seed=args.seed,
             overwrite=args.overwrite, max_shard_bytes=args.max_shard_bytes,
             max_shard_sequences=args.max_shard_sequences, max_pixels=args.max_pixels,
+            max_image_bytes=args.max_image_bytes,
             read_limits=ReadLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars),
             mining=mining, harmful=harmful, batch_size=args.batch_size, pack_window=args.pack_window, packing=args.packing,
             progress=not args.no_progress and sys.stderr.isatty(),
@@ -112,6 +116,7 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
 
 
 def execute(cfg) -> int:
+    from litdata.image_file import ImageChangedError
     from litdata.output import OutputError
     from litdata.pipeline import compile_dataset
     from litdata.read import SourceError
@@ -126,6 +131,9 @@ def execute(cfg) -> int:
     except OSError as e:  # a full disk, an input that vanished mid-run: no partial shard is left under a final name
         print(f"litdata: error: {e.strerror or e}: {e.filename or ''} (no manifest written; rerun to resume)",
               file=sys.stderr)
+        return 1
+    except ImageChangedError as e:  # an input changed under the compile: nothing it would copy can be trusted
+        print(f"litdata: error: {e} (no manifest written)", file=sys.stderr)
         return 1
     print_summary(result, cfg.out, seconds=time.perf_counter() - t0)
     return 0 if result.stats.documents else 1

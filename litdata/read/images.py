@@ -1,11 +1,14 @@
 """Resolve and verify one image (run in worker processes): a safe path under --image-root, or embedded bytes.
 
-The image is decoded fully so that a corrupt file is rejected here instead of failing training later, but its
-bytes are not kept for files: the shard writer copies the file unchanged.
+The image is decoded fully so that a corrupt file is rejected here instead of failing training later. A file is
+read once (`litdata.image_file`: no symlink at open, a regular file, size bounded before reading), and those bytes
+are what is decoded; only their sha256 and size are kept, and the shard writer checks its copy against them.
+Only raster formats are opened: Pillow's EPS/PS plugins would run Ghostscript on any file that claims to be one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -15,9 +18,11 @@ from typing import BinaryIO, NamedTuple
 
 from PIL import Image
 
+from litdata.image_file import RASTER_FORMATS, ImageFileError, read_image_file
 from litdata.records import ImageRef, RejectReason
 from litdata.records.document import ImageBlob
 
+DEFAULT_MAX_IMAGE_BYTES = 64 * 2**20
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 _SEPARATORS = re.compile(r"[\\/]")
 
@@ -30,9 +35,14 @@ class _Decoded(NamedTuple):
     height: int
 
 
-def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int) -> ImageBlob | Problem:
+def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int,
+                  max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageBlob | Problem:
     if ref.data is not None:
-        decoded = _decode(io.BytesIO(ref.data), f"embedded image {ref.path or ''}".rstrip(), max_pixels)
+        name = f"embedded image {ref.path or ''}".rstrip()
+        if len(ref.data) > max_bytes:
+            return (RejectReason.IMAGE_TOO_LARGE,
+                    f"{name} is {len(ref.data)} bytes, more than the limit of {max_bytes} bytes (--max-image-bytes)")
+        decoded = _decode(io.BytesIO(ref.data), name, max_pixels)
         if not isinstance(decoded, _Decoded):
             return decoded
         return ImageBlob(ext=decoded.ext, data=ref.data, width=decoded.width, height=decoded.height)
@@ -46,10 +56,29 @@ def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int) ->
     real = safe_image_path(ref.path, image_root)
     if not isinstance(real, str):
         return real
-    decoded = _decode(real, f"image {ref.path!r}", max_pixels)
+    data = _read_once(real, ref.path, image_root, max_bytes)
+    if not isinstance(data, bytes):
+        return data
+    decoded = _decode(io.BytesIO(data), f"image {ref.path!r}", max_pixels)
     if not isinstance(decoded, _Decoded):
         return decoded
-    return ImageBlob(ext=decoded.ext, path=real, width=decoded.width, height=decoded.height)
+    return ImageBlob(ext=decoded.ext, path=real, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                     width=decoded.width, height=decoded.height)
+
+
+def _read_once(real: str, rel: str, image_root: Path, max_bytes: int) -> bytes | Problem:
+    """The bytes of `real`, opened so that what is read is the file that `safe_image_path` checked."""
+    try:
+        data, opened = read_image_file(real, max_bytes=max_bytes)
+    except ImageFileError as e:
+        reason = {"too_large": RejectReason.IMAGE_TOO_LARGE, "missing": RejectReason.IMAGE_MISSING,
+                  "not_regular": RejectReason.IMAGE_MISSING, "symlink": RejectReason.IMAGE_UNSAFE_PATH,
+                  }.get(e.kind, RejectReason.IMAGE_UNDECODABLE)
+        limit = " (--max-image-bytes)" if e.kind == "too_large" else ""
+        return reason, f"image {rel!r} under the image root {image_root} {e}{limit}"
+    if opened != real:  # a directory on the way was swapped for a symlink after the path was resolved
+        return RejectReason.IMAGE_UNSAFE_PATH, f"image {rel!r} resolved to {real} but opened as {opened}"
+    return data
 
 
 def safe_image_path(rel: str, image_root: Path) -> str | Problem:
@@ -72,12 +101,12 @@ def safe_image_path(rel: str, image_root: Path) -> str | Problem:
     return real
 
 
-def _decode(source: str | BinaryIO, name: str, max_pixels: int) -> _Decoded | Problem:
+def _decode(source: BinaryIO, name: str, max_pixels: int) -> _Decoded | Problem:
     try:
         with warnings.catch_warnings():
             # Our own limit decides; Pillow's warning threshold is a process-wide default.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as im:
+            with Image.open(source, formats=RASTER_FORMATS) as im:
                 width, height = im.size
                 if width * height > max_pixels:  # checked from the header, before any pixel is decoded
                     return (
@@ -88,6 +117,9 @@ def _decode(source: str | BinaryIO, name: str, max_pixels: int) -> _Decoded | Pr
                 fmt = im.format or "unknown"
     except Image.DecompressionBombError as e:
         return RejectReason.IMAGE_TOO_LARGE, f"{name}: {e}"
+    except Image.UnidentifiedImageError:  # its message names the BytesIO object, which is not stable across runs
+        formats = ", ".join(RASTER_FORMATS)
+        return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: not an image in one of {formats}"
     # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, struct.error, ...).
     except Exception as e:  # noqa: BLE001
         return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: {type(e).__name__}: {e}"

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from litdata.image_file import read_verified
 from litdata.records.provenance import Provenance
 
 
@@ -16,13 +17,15 @@ class ImageBlob:
     data: bytes | None = None  # embedded bytes
     width: int = 0
     height: int = 0
+    sha256: str | None = None  # of the file's bytes as checked; a file's bytes are not kept in memory
+    size: int = 0
 
     def read(self) -> bytes:
+        """The bytes to copy into a shard; for a file, exactly the bytes that were checked (or ImageChangedError)."""
         if self.data is not None:
             return self.data
-        assert self.path is not None
-        with open(self.path, "rb") as f:
-            return f.read()
+        assert self.path is not None and self.sha256 is not None
+        return read_verified(self.path, sha256=self.sha256, size=self.size)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

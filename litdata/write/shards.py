@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import webdataset as wds
@@ -82,8 +83,10 @@ def sample_members(seq: PackedSequence) -> dict[str, bytes]:
 
 
 class ShardWriter:
-    def __init__(self, out_dir: Path, *, max_bytes: int, max_sequences: int) -> None:
+    def __init__(self, out_dir: Path, *, max_bytes: int, max_sequences: int,
+                 claim: Callable[[str], None]) -> None:
         self.out_dir = out_dir
+        self.claim = claim  # records a shard name as this run's before its file is created (OutputDir.claim)
         self.max_bytes, self.max_sequences = max_bytes, max_sequences
         self.shards: list[ShardInfo] = []
         self._seq_index = 0
@@ -91,6 +94,7 @@ class ShardWriter:
 
     def _open_shard(self) -> None:
         self._name = SHARD_PATTERN.format(len(self.shards))
+        self.claim(self._name)
         self._tmp = self.out_dir / f".{self._name}.partial"
         self._file = open(self._tmp, "wb")
         self._hash = _HashingFile(self._file)
