@@ -74,8 +74,9 @@ def image_suffixes(suffixes: Iterable[str]) -> list[str]:
     return sorted((s for s in suffixes if IMAGE.match(s)), key=lambda s: int(s[3 : s.index(".")]))
 
 
-def load_array(suffix: str, data: bytes | None) -> np.ndarray:
-    """Decode one array member (None: missing). Never unpickles: a shard can come from anyone."""
+def load_array(suffix: str, data: bytes | None, dtype: type | None = None) -> np.ndarray:
+    """Decode one array member (None: missing). Never unpickles: a shard can come from anyone.
+    `dtype` is for members outside ARRAYS (such as the optional per-image `image_tokens.npy`)."""
     if data is None:
         raise FormatProblem(suffix, "missing")
     try:
@@ -84,8 +85,9 @@ def load_array(suffix: str, data: bytes | None) -> np.ndarray:
         raise FormatProblem(suffix, f"not a plain .npy array ({e})") from None
     if not isinstance(a, np.ndarray):  # an .npz archive loads as a lazy mapping of arrays
         raise FormatProblem(suffix, "not a plain .npy array (an .npz archive)")
-    if a.dtype != ARRAYS[suffix] or a.ndim != 1:
-        raise FormatProblem(suffix, f"dtype {a.dtype}{list(a.shape)}, expected {np.dtype(ARRAYS[suffix])}[n]")
+    want = dtype or ARRAYS[suffix]
+    if a.dtype != want or a.ndim != 1:
+        raise FormatProblem(suffix, f"dtype {a.dtype}{list(a.shape)}, expected {np.dtype(want)}[n]")
     return a
 
 
