@@ -5,6 +5,10 @@ The output folder of `litdata compile` is a prepared `CrudeWebdataset` whose sub
 (the task encoder sets `decoder = None`). Decoding and checking go through `litdata.shard_format`, the one
 sample reader that `litdata verify` and the Megatron loader use too: nothing is unpickled, and a bad member
 raises `SampleError` naming the shard, the sample and the member.
+
+`SampleError` is an Energon `FatalSampleError`: Energon's error handler would otherwise log the sample and
+skip it (the example installs a handler that prints and skips), and its documents would be lost to training
+without being counted anywhere. A corrupt shard stops the run instead; `litdata verify DIR` lists every problem.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from megatron.energon import Sample, basic_sample_keys, edataclass, stateless
+from megatron.energon.errors import FatalSampleError
 
 from litdata import shard_format
 from litdata.shard_format import FormatProblem
@@ -23,7 +28,7 @@ IMAGE_TOKENS = "image_tokens.npy"
 IMAGE_TILES = "image_tiles.npy"
 
 
-class SampleError(ValueError):
+class SampleError(FatalSampleError):
     """A litdata sample that cannot be used: names the shard, the sample key and the member."""
 
     def __init__(self, shard: str, key: str, member: str, reason: str) -> None:
