@@ -22,7 +22,9 @@ from PIL import Image
 
 energon = pytest.importorskip("megatron.energon")
 
-from adapters.energon import (  # noqa: E402
+from megatron.energon.errors import FatalSampleError
+
+from adapters.energon import (
     IGNORE_INDEX,
     ImageTaskBatchPacked,
     ImageTaskSample,
@@ -33,13 +35,11 @@ from adapters.energon import (  # noqa: E402
     LitImageTaskSamplePacked,
     SampleError,
 )
-from megatron.energon.errors import FatalSampleError  # noqa: E402
-
-from adapters.energon.loss import WEIGHT_SCALE, weighted_loss  # noqa: E402
-from adapters.megatron.reweigh import Reweigh  # noqa: E402
-from litdata import FORMAT_NAME  # noqa: E402
-from litdata.classes import TokenClass  # noqa: E402
-from litdata.write.energon import ShardEntry, write_nv_meta  # noqa: E402
+from adapters.energon.loss import WEIGHT_SCALE, weighted_loss
+from adapters.megatron.reweigh import Reweigh
+from litdata import FORMAT_NAME
+from litdata.classes import TokenClass
+from litdata.write.energon import ShardEntry, write_nv_meta
 
 DEMO_IMAGE_TOKENS = 576  # the demo's default --image-tokens
 TILE = 28  # small tiles keep the image transform cheap; the pixel size does not change any token count
@@ -48,21 +48,39 @@ TILE = 28  # small tiles keep the image transform cheap; the pixel size does not
 # (field, annotation) in declaration order, copied from that file's source.
 EXAMPLE_FIELDS = {
     "ImageTaskSample": [
-        ("__key__", "str"), ("__restore_key__", "Tuple[Union[str, int, tuple], ...]"), ("__subflavor__", "Dict"),
-        ("__subflavors__", "Dict"), ("imgs", "List[torch.Tensor]"), ("num_tiles", "List[int]"),
-        ("tokens", "torch.Tensor"), ("total_len", "int"), ("labels", "torch.Tensor"),
+        ("__key__", "str"),
+        ("__restore_key__", "Tuple[Union[str, int, tuple], ...]"),
+        ("__subflavor__", "Dict"),
+        ("__subflavors__", "Dict"),
+        ("imgs", "List[torch.Tensor]"),
+        ("num_tiles", "List[int]"),
+        ("tokens", "torch.Tensor"),
+        ("total_len", "int"),
+        ("labels", "torch.Tensor"),
     ],
     "ImageTaskSamplePacked": [
-        ("__key__", "str"), ("__restore_key__", "Tuple[Union[str, int, tuple], ...]"), ("__subflavor__", "Dict"),
-        ("__subflavors__", "Dict"), ("tokens", "torch.Tensor"), ("labels", "torch.Tensor"),
-        ("imgs", "List[torch.Tensor]"), ("num_tiles", "List[int]"), ("max_length", "int"),
+        ("__key__", "str"),
+        ("__restore_key__", "Tuple[Union[str, int, tuple], ...]"),
+        ("__subflavor__", "Dict"),
+        ("__subflavors__", "Dict"),
+        ("tokens", "torch.Tensor"),
+        ("labels", "torch.Tensor"),
+        ("imgs", "List[torch.Tensor]"),
+        ("num_tiles", "List[int]"),
+        ("max_length", "int"),
         ("cu_lengths", "List[int]"),
     ],
     "ImageTaskBatchPacked": [
-        ("__key__", "List[str]"), ("__restore_key__", "Tuple[Union[str, int, tuple], ...]"),
-        ("__subflavor__", "Dict"), ("__subflavors__", "List[Dict]"), ("tokens", "torch.Tensor"),
-        ("labels", "torch.Tensor"), ("imgs", "torch.Tensor"), ("num_tiles", "List[List[int]]"),
-        ("max_lengths", "List[int]"), ("cu_lengths", "List[List[int]]"),
+        ("__key__", "List[str]"),
+        ("__restore_key__", "Tuple[Union[str, int, tuple], ...]"),
+        ("__subflavor__", "Dict"),
+        ("__subflavors__", "List[Dict]"),
+        ("tokens", "torch.Tensor"),
+        ("labels", "torch.Tensor"),
+        ("imgs", "torch.Tensor"),
+        ("num_tiles", "List[List[int]]"),
+        ("max_lengths", "List[int]"),
+        ("cu_lengths", "List[List[int]]"),
     ],
 }
 
@@ -75,8 +93,11 @@ def _encoder(folder: Path, **options) -> LitdataTaskEncoder:
 def _dataset(folder: Path, encoder: LitdataTaskEncoder, *, batch_size: int | None, workers: int = 0, **kw):
     options = {"shuffle_buffer_size": None, "max_samples_per_sequence": None, "repeat": False, **kw}
     return energon.get_train_dataset(
-        folder, batch_size=batch_size, worker_config=energon.WorkerConfig.default_worker_config(workers),
-        task_encoder=encoder, **options,
+        folder,
+        batch_size=batch_size,
+        worker_config=energon.WorkerConfig.default_worker_config(workers),
+        task_encoder=encoder,
+        **options,
     )
 
 
@@ -104,9 +125,10 @@ def test_the_types_declare_the_examples_fields_in_its_order(cls) -> None:
 
 
 def test_the_litdata_types_add_only_loss_weights() -> None:
-    for lit, base in ((LitImageTaskSamplePacked, ImageTaskSamplePacked), (LitImageTaskBatchPacked, ImageTaskBatchPacked)):
+    pairs = ((LitImageTaskSamplePacked, ImageTaskSamplePacked), (LitImageTaskBatchPacked, ImageTaskBatchPacked))
+    for lit, base in pairs:
         assert issubclass(lit, base)
-        added = [f.name for f in dataclasses.fields(lit)][len(dataclasses.fields(base)):]
+        added = [f.name for f in dataclasses.fields(lit)][len(dataclasses.fields(base)) :]
         assert added == ["loss_weights"]
 
 
@@ -147,6 +169,17 @@ def test_a_batch_is_the_examples_batch_and_its_shift_gives_the_stored_weights(de
     batch = next(iter(loader))
     expected = {f for f, _ in EXAMPLE_FIELDS["ImageTaskBatchPacked"]} - {"__subflavors__"}
     assert set(batch) == expected | {"loss_weights", "__sources__"}
+    # The dtypes the example's get_batch broadcasts each field with (tensor_parallel.broadcast_data checks them).
+    dtypes = {
+        "tokens": torch.int64,
+        "labels": torch.int64,
+        "imgs": torch.float32,
+        "num_tiles": torch.int32,
+        "cu_lengths": torch.int32,
+        "max_lengths": torch.int32,
+        "loss_weights": torch.float32,
+    }
+    assert {field: batch[field].dtype for field in dtypes} == dtypes
     raw = stored[batch["__key__"][0]]
     tokens, weights, n = raw["tokens.npy"], raw["weights.npy"], len(raw["tokens.npy"])
     assert batch["tokens"].shape == (1, n) and batch["labels"].shape == batch["loss_weights"].shape == (1, n + 1)
@@ -177,8 +210,15 @@ def test_fractional_lambda_reaches_loss_weights_and_labels_keep_their_tokens(dem
 @pytest.mark.parametrize("workers", [0, 1])
 def test_resume_from_energon_saved_state_gives_the_same_next_batch(demo_out, workers) -> None:
     def loader():
-        ds = _dataset(demo_out, _encoder(demo_out), batch_size=1, workers=workers, shuffle_buffer_size=8,
-                      max_samples_per_sequence=4, repeat=True)
+        ds = _dataset(
+            demo_out,
+            _encoder(demo_out),
+            batch_size=1,
+            workers=workers,
+            shuffle_buffer_size=8,
+            max_samples_per_sequence=4,
+            repeat=True,
+        )
         return energon.get_savable_loader(ds, checkpoint_every_min_n_samples=1)
 
     first = loader()
@@ -222,16 +262,22 @@ def _folder(tmp_path: Path, members: dict[str, bytes], *, image_tokens: int | No
     cu = np.array([0, 4, 9], np.int32)
     weights[cu[:-1]] = 0.0
     sample = {
-        "__key__": "s0", "tokens.npy": _npy(tokens), "weights.npy": _npy(weights), "classes.npy": _npy(classes),
+        "__key__": "s0",
+        "tokens.npy": _npy(tokens),
+        "weights.npy": _npy(weights),
+        "classes.npy": _npy(classes),
         "cu_seqlens.npy": _npy(cu),
         "json": json.dumps({"documents": [{"tokens": 4, "images": 1}, {"tokens": 5, "images": 2}]}).encode(),
-        "img000.png": _png(TILE, TILE), "img001.png": _png(2 * TILE, TILE), "img002.png": _png(TILE, TILE),
+        "img000.png": _png(TILE, TILE),
+        "img001.png": _png(2 * TILE, TILE),
+        "img002.png": _png(TILE, TILE),
         **members,
     }
     with wds.TarWriter(str(tmp_path / "shard-000000.tar"), mtime=0) as sink:
         sink.write(sample)
     config = {"pad_id": 0, "image_token_id": IMG, "image_tokens": image_tokens}
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": {"name": FORMAT_NAME, "version": 2}, "config": config}))
+    manifest = {"format": {"name": FORMAT_NAME, "version": 2}, "config": config}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     write_nv_meta(tmp_path, [ShardEntry(name="shard-000000.tar", sequences=1)])
     return tmp_path
 
@@ -316,8 +362,16 @@ def _megatron_microbatch_loss(loss_func, calculate_per_token_loss: bool, num_mic
 
     config = SimpleNamespace(calculate_per_token_loss=calculate_per_token_loss, timers=None)
     return forward_step_calc_loss(
-        SimpleNamespace(), torch.zeros(()), lambda _: loss_func(), config, None, False, num_microbatches, [],
-        cp_group_size=1, is_last_stage=True,
+        SimpleNamespace(),
+        torch.zeros(()),
+        lambda _: loss_func(),
+        config,
+        None,
+        False,
+        num_microbatches,
+        [],
+        cp_group_size=1,
+        is_last_stage=True,
     )
 
 
@@ -331,8 +385,10 @@ def test_the_loss_is_the_weighted_mean_in_both_megatron_modes() -> None:
     assert float(per_mb[0][0] + per_mb[1][0]) == pytest.approx((mean[0] + mean[1]) / 2, rel=1e-6)
 
     # Per-token mode: Megatron sums num_tokens over micro-batches (int32) and divides the summed loss by it.
-    per_tok = [_megatron_microbatch_loss(lambda i=i: weighted_loss(w[i], ce[i], calculate_per_token_loss=True), True, 2)
-               for i in range(2)]
+    per_tok = [
+        _megatron_microbatch_loss(lambda i=i: weighted_loss(w[i], ce[i], calculate_per_token_loss=True), True, 2)
+        for i in range(2)
+    ]
     total = torch.zeros([], dtype=torch.int)
     for _, num_tokens in per_tok:
         total += num_tokens

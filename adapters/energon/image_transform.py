@@ -40,7 +40,9 @@ PIXEL_STATISTICS = {
 }
 
 
-def closest_grid(aspect: float, grids: Sequence[tuple[int, int]], width: int, height: int, size: int) -> tuple[int, int]:
+def closest_grid(
+    aspect: float, grids: Sequence[tuple[int, int]], width: int, height: int, size: int
+) -> tuple[int, int]:
     """The tile grid (columns, rows) whose aspect ratio is nearest the image's; on a tie the later (larger)
     grid wins if the image's area exceeds half of that grid's pixel area (the example's default rule)."""
     best, best_diff = (1, 1), float("inf")
@@ -53,17 +55,26 @@ def closest_grid(aspect: float, grids: Sequence[tuple[int, int]], width: int, he
     return best
 
 
-def tile(image: Image.Image, *, size: int, min_num: int = 1, max_num: int = 6, thumbnail: bool = False) -> list[Image.Image]:
+def tile(
+    image: Image.Image, *, size: int, min_num: int = 1, max_num: int = 6, thumbnail: bool = False
+) -> list[Image.Image]:
     """Cut an image into `size`-pixel square tiles on its closest grid (plus a thumbnail, see the docstring)."""
     width, height = image.size
     grids = sorted(
-        {(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-         if min_num <= i * j <= max_num},
+        {
+            (i, j)
+            for n in range(min_num, max_num + 1)
+            for i in range(1, n + 1)
+            for j in range(1, n + 1)
+            if min_num <= i * j <= max_num
+        },
         key=lambda g: g[0] * g[1],
     )
     cols, rows = closest_grid(width / height, grids, width, height, size)
     resized = image.resize((cols * size, rows * size))  # Pillow's default filter, as in the example
-    tiles = [resized.crop((c * size, r * size, (c + 1) * size, (r + 1) * size)) for r in range(rows) for c in range(cols)]
+    tiles = [
+        resized.crop((c * size, r * size, (c + 1) * size, (r + 1) * size)) for r in range(rows) for c in range(cols)
+    ]
     if thumbnail and len(tiles) != 1:
         tiles.append(image.resize((size, size)))
     return tiles

@@ -35,17 +35,21 @@ from megatron.energon import Cooker, DefaultTaskEncoder, stateless
 from PIL import Image
 
 from adapters.energon.image_transform import ImageTransform
-from adapters.energon.sequence import IMAGE_TILES, IMAGE_TOKENS, LitdataSequence, SampleError, cook_litdata
-from adapters.energon.sequence import image_token_counts
+from adapters.energon.sequence import (
+    IMAGE_TILES,
+    IMAGE_TOKENS,
+    LitdataSequence,
+    SampleError,
+    cook_litdata,
+    image_token_counts,
+)
 from adapters.energon.types import IGNORE_INDEX, LitImageTaskBatchPacked, LitImageTaskSamplePacked
 from adapters.megatron.reweigh import Reweigh
 from litdata import FORMAT_NAME
 from litdata.shard_format import FormatProblem
 
 
-class LitdataTaskEncoder(
-    DefaultTaskEncoder[LitdataSequence, LitImageTaskSamplePacked, LitImageTaskBatchPacked, dict]
-):
+class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSamplePacked, LitImageTaskBatchPacked, dict]):
     decoder = None  # the cooker gets the member bytes and decodes them with litdata.shard_format
 
     def __init__(
@@ -88,8 +92,15 @@ class LitdataTaskEncoder(
         self.max_pixels = max_pixels
 
     @classmethod
-    def from_args(cls, args: Any, data: str | os.PathLike, *, num_image_embeddings_per_tile: int,
-                  image_token_index: int | None = None, reweigh: Reweigh | None = None) -> LitdataTaskEncoder:
+    def from_args(
+        cls,
+        args: Any,
+        data: str | os.PathLike,
+        *,
+        num_image_embeddings_per_tile: int,
+        image_token_index: int | None = None,
+        reweigh: Reweigh | None = None,
+    ) -> LitdataTaskEncoder:
         """From the example's parsed arguments (`get_args()`): the image options it reads itself."""
         return cls(
             data,
@@ -121,8 +132,12 @@ class LitdataTaskEncoder(
         num_tiles: list[int] = []
         for member, data in zip(sample.image_members, sample.image_bytes):
             tiles = self.transform_img(
-                self._open(sample, member, data), self.img_h, self.img_w,
-                self.use_tiling, self.max_num_tiles, self.use_thumbnail,
+                self._open(sample, member, data),
+                self.img_h,
+                self.img_w,
+                self.use_tiling,
+                self.max_num_tiles,
+                self.use_thumbnail,
             )
             imgs += tiles
             num_tiles.append(len(tiles))
@@ -203,13 +218,21 @@ class LitdataTaskEncoder(
     def _check_tiles(self, sample: LitdataSequence, counts: np.ndarray, num_tiles: list[int]) -> None:
         stored_tiles = sample.per_image.get(IMAGE_TILES)
         if stored_tiles is not None and stored_tiles.tolist() != num_tiles:
-            self._fail(sample, IMAGE_TILES, f"the compiler counted tiles {stored_tiles.tolist()}, "
-                       f"this transform makes {num_tiles}: use the compile's tile settings")
+            self._fail(
+                sample,
+                IMAGE_TILES,
+                f"the compiler counted tiles {stored_tiles.tolist()}, "
+                f"this transform makes {num_tiles}: use the compile's tile settings",
+            )
         want = [t * self.per_tile for t in num_tiles]
         if counts.tolist() != want:
             member = IMAGE_TOKENS if IMAGE_TOKENS in sample.per_image else "manifest image_tokens"
-            self._fail(sample, member, f"image token counts {counts.tolist()[:8]} differ from the model's "
-                       f"{want[:8]} (tiles x {self.per_tile} embeddings per tile)")
+            self._fail(
+                sample,
+                member,
+                f"image token counts {counts.tolist()[:8]} differ from the model's "
+                f"{want[:8]} (tiles x {self.per_tile} embeddings per tile)",
+            )
 
     def _open(self, sample: LitdataSequence, member: str, data: bytes) -> Image.Image:
         """Decode one image fully, refusing oversized ones before decoding (decompression bombs)."""

@@ -1,3 +1,4 @@
+# ruff: noqa: UP006, UP007, UP035  (typing.Dict/List/Tuple/Union: the example's annotations, kept verbatim)
 """The sample and batch types of Megatron-LM's `examples/multimodal/dataset_helpers.py`, field for field.
 
 The example cannot be imported (it is a script folder that needs `megatron.training`, its tokenizer and its
