@@ -194,6 +194,18 @@ def test_a_batch_is_the_examples_batch_and_its_shift_gives_the_stored_weights(de
     assert np.array_equal(labels[0, : n - 1].numpy(), np.where(weights[1:] > 0, tokens[1:], IGNORE_INDEX))
 
 
+def test_batches_of_sequences_with_different_document_counts_are_refused(demo_out) -> None:
+    loader = energon.get_loader(_dataset(demo_out, _encoder(demo_out), batch_size=4))
+    with pytest.raises(FatalSampleError, match="use --micro-batch-size 1"):
+        list(loader)
+
+
+def test_sequences_longer_than_the_dataloader_length_are_refused_not_cut(demo_out) -> None:
+    loader = energon.get_loader(_dataset(demo_out, _encoder(demo_out, dataloader_seq_length=64), batch_size=1))
+    with pytest.raises(FatalSampleError, match="tokens exceed dataloader_seq_length=64"):
+        next(iter(loader))
+
+
 def test_fractional_lambda_reaches_loss_weights_and_labels_keep_their_tokens(demo_out, stored) -> None:
     samples = _samples(demo_out, reweigh=Reweigh(mode="lit", overrides={TokenClass.INSTRUCTION: 0.3}))
     seen_instruction = False

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from megatron.energon import Cooker, DefaultTaskEncoder, stateless
+from megatron.energon.errors import FatalSampleError
 from PIL import Image
 
 from adapters.energon.image_transform import ImageTransform
@@ -171,13 +172,16 @@ class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSampleP
     def batch(self, samples: list[LitImageTaskSamplePacked]) -> LitImageTaskBatchPacked:
         """The example's `TaskEncoder.batch`, plus `loss_weights`; sequences longer than `dataloader_seq_length`
         are refused instead of truncated (the example cuts them), since the cut tokens would be lost silently.
-        The example's fp8 padding of the batch is not reproduced."""
+        The example's fp8 padding of the batch is not reproduced. Refusals are Energon `FatalSampleError`s: its
+        error handler would otherwise drop the batch and carry on."""
         imgs = [img for s in samples for img in s.imgs]
         stacked = torch.stack(imgs) if imgs else torch.tensor([[0]], dtype=torch.float32)
         seq_len = self.dataloader_seq_length or max(len(s.tokens) for s in samples)
         for s in samples:
             if len(s.tokens) > seq_len:
-                raise ValueError(f"sample {s.__key__}: {len(s.tokens)} tokens exceed dataloader_seq_length={seq_len}")
+                raise FatalSampleError(
+                    f"sample {s.__key__}: {len(s.tokens)} tokens exceed dataloader_seq_length={seq_len}"
+                )
         n = len(samples)
         tokens = torch.full((n, seq_len), self.pad_id, dtype=torch.int64)
         labels = torch.full((n, seq_len + 1), self.pad_id, dtype=torch.int64)  # +1: get_batch shifts left
@@ -190,7 +194,7 @@ class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSampleP
         if len(num_tiles) == 0:
             num_tiles = torch.tensor([[0]], dtype=torch.int32)
         if len({len(s.cu_lengths) for s in samples}) != 1:
-            raise ValueError(
+            raise FatalSampleError(
                 "packed samples with different document counts cannot share a batch: use --micro-batch-size 1, "
                 "as the example's get_batch requires for packed sequences"
             )
