@@ -339,6 +339,21 @@ def test_a_compile_for_another_image_token_count_is_refused_with_the_numbers(dem
         LitdataTaskEncoder(demo_out, num_image_embeddings_per_tile=16)
 
 
+def test_from_args_reads_the_examples_image_options(demo_out) -> None:
+    args = SimpleNamespace(
+        img_h=TILE,
+        img_w=TILE,
+        vision_model_type="siglip",
+        use_tiling=True,
+        max_num_tiles=4,
+        use_thumbnail=True,
+        dataloader_seq_length=4096,
+    )
+    encoder = LitdataTaskEncoder.from_args(args, demo_out, num_image_embeddings_per_tile=DEMO_IMAGE_TOKENS)
+    assert (encoder.img_h, encoder.use_tiling, encoder.max_num_tiles, encoder.use_thumbnail) == (TILE, True, 4, True)
+    assert encoder.transform_img.vision_model_type == "siglip" and encoder.dataloader_seq_length == 4096
+
+
 def test_image_placeholders_can_take_the_models_image_token_index(tmp_path) -> None:
     [sample] = _samples(_folder(tmp_path, {}, image_tokens=4), num_image_embeddings_per_tile=4, image_token_index=-200)
     assert sample.tokens.tolist() == [5, -200, 6, 7, 5, 8, -200, -200, 6]

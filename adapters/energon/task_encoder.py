@@ -27,7 +27,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -252,7 +252,7 @@ class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSampleP
                 self._fail(sample, member, f"undecodable image ({type(exn).__name__}: {exn})")
 
     @staticmethod
-    def _fail(sample: LitdataSequence, member: str, reason: str):
+    def _fail(sample: LitdataSequence, member: str, reason: str) -> NoReturn:
         raise SampleError(sample.shard, str(sample.__key__), member, reason)
 
 
