@@ -352,6 +352,9 @@ def test_from_args_reads_the_examples_image_options(demo_out) -> None:
     encoder = LitdataTaskEncoder.from_args(args, demo_out, num_image_embeddings_per_tile=DEMO_IMAGE_TOKENS)
     assert (encoder.img_h, encoder.use_tiling, encoder.max_num_tiles, encoder.use_thumbnail) == (TILE, True, 4, True)
     assert encoder.transform_img.vision_model_type == "siglip" and encoder.dataloader_seq_length == 4096
+    args.use_area_weighted_aspect_ratio = True  # a tiling rule that is not ported: refused, not ignored
+    with pytest.raises(ValueError, match="use-area-weighted-aspect-ratio"):
+        LitdataTaskEncoder.from_args(args, demo_out, num_image_embeddings_per_tile=DEMO_IMAGE_TOKENS)
 
 
 def test_image_placeholders_can_take_the_models_image_token_index(tmp_path) -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-# Fixed-point unit of the weight sum under --calculate-per-token-loss. int32 holds 2**31 / 256 = 8.4M units of
-# weight summed over one optimizer step (micro-batches x data-parallel ranks): 8.4M supervised tokens at weight 1.
+# Fixed-point unit of the weight sum under --calculate-per-token-loss. int32 then holds a weight sum of up to
+# 2**31 / 256 = 8.4M over one optimizer step (micro-batches x data-parallel ranks): 8.4M supervised tokens at weight 1.
 WEIGHT_SCALE = 256
 
 

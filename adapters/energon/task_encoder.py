@@ -103,6 +103,8 @@ class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSampleP
         reweigh: Reweigh | None = None,
     ) -> LitdataTaskEncoder:
         """From the example's parsed arguments (`get_args()`): the image options it reads itself."""
+        if getattr(args, "use_area_weighted_aspect_ratio", False):
+            raise ValueError("--use-area-weighted-aspect-ratio is not ported to adapters/energon/image_transform.py")
         return cls(
             data,
             num_image_embeddings_per_tile=num_image_embeddings_per_tile,
