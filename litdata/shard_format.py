@@ -147,10 +147,12 @@ def image_suffixes(suffixes: Iterable[str]) -> list[str]:
     return sorted((s for s in suffixes if IMAGE.match(s)), key=lambda s: int(s[3 : s.index(".")]))
 
 
-def load_array(suffix: str, data: bytes | None, max_items: int | None = None) -> np.ndarray:
+def load_array(suffix: str, data: bytes | None, max_items: int | None = None,
+               want_dtype: type | None = None) -> np.ndarray:
     """Decode one array member (None: missing), of at most `max_items` items. Never unpickles: a shard can come
     from anyone. The header is parsed and its shape checked against the member's real size before anything is
-    allocated (np.load would allocate what a hostile header declares, then fail)."""
+    allocated (np.load would allocate what a hostile header declares, then fail). `want_dtype` is for members outside
+    ARRAYS (such as the optional per-image `image_tokens.npy`)."""
     if data is None:
         raise FormatProblem(suffix, "missing")
     f = io.BytesIO(data)
@@ -164,8 +166,9 @@ def load_array(suffix: str, data: bytes | None, max_items: int | None = None) ->
         raise FormatProblem(suffix, f"not a plain .npy array ({e})") from None
     if dtype.hasobject:  # its data is a pickle; nothing is ever unpickled
         raise FormatProblem(suffix, f"not a plain .npy array (dtype {dtype} holds Python objects)")
-    if dtype != ARRAYS[suffix] or len(shape) != 1:
-        raise FormatProblem(suffix, f"dtype {dtype}{list(shape)}, expected {np.dtype(ARRAYS[suffix])}[n]")
+    want = np.dtype(want_dtype or ARRAYS[suffix])
+    if dtype != want or len(shape) != 1:
+        raise FormatProblem(suffix, f"dtype {dtype}{list(shape)}, expected {want}[n]")
     n, held = shape[0], len(data) - f.tell()
     if max_items is not None and n > max_items:
         raise FormatProblem(suffix, f"declares {n} items, more than the {max_items} a sequence can hold")

@@ -1,0 +1,107 @@
+"""Energon cooker for litdata shards: a crude sample (member bytes) -> a checked `LitdataSequence`.
+
+The output folder of `litdata compile` is a prepared `CrudeWebdataset` whose subflavors carry `litdata_format`
+(litdata/write/energon.py), so a cooker registered on that subflavor receives every sample's members as bytes
+(the task encoder sets `decoder = None`). Decoding and checking go through `litdata.shard_format`, the one
+sample reader that `litdata verify` and the Megatron loader use too: nothing is unpickled, and a bad member
+raises `SampleError` naming the shard, the sample and the member.
+
+`SampleError` is an Energon `FatalSampleError`: Energon's error handler would otherwise log the sample and
+skip it (the example installs a handler that prints and skips), and its documents would be lost to training
+without being counted anywhere. A corrupt shard stops the run instead; `litdata verify DIR` lists every problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from megatron.energon import Sample, basic_sample_keys, edataclass, stateless
+from megatron.energon.errors import FatalSampleError
+
+from litdata import shard_format
+from litdata.shard_format import FormatProblem
+
+# Optional per-image members of format-2 shards (issue 13): expanded token count and tile count per image.
+IMAGE_TOKENS = "image_tokens.npy"
+IMAGE_TILES = "image_tiles.npy"
+
+
+class SampleError(FatalSampleError):
+    """A litdata sample that cannot be used: names the shard, the sample key and the member."""
+
+    def __init__(self, shard: str, key: str, member: str, reason: str) -> None:
+        super().__init__(f"litdata shard {shard}: sample {key}: member {member}: {reason}")
+        self.shard, self.key, self.member, self.reason = shard, key, member, reason
+
+
+@edataclass
+class LitdataSequence(Sample):
+    """One packed sequence as stored: arrays decoded and checked, images still encoded."""
+
+    shard: str
+    tokens: np.ndarray  # int32 [n]
+    weights: np.ndarray  # float32 [n]
+    classes: np.ndarray  # uint8 [n]
+    cu_seqlens: np.ndarray  # int32 [d + 1], document starts in token space, last entry n
+    documents: list  # KEY.json's per-document objects
+    per_image: dict  # the optional per-image arrays present, by suffix (IMAGE_TOKENS, IMAGE_TILES)
+    image_members: tuple  # image member suffixes (imgNNN.EXT), in placeholder order
+    image_bytes: tuple
+
+
+def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: int | None) -> np.ndarray:
+    """Each image's token count after expansion, in placeholder order (issue 13's shared contract).
+
+    Private copy until `litdata.shard_format.image_token_counts` is merged; same signature and behaviour:
+    `arrays` is keyed by suffix; without "image_tokens.npy" every image counts `fixed` (shards of format 1),
+    and FormatProblem is raised when the member is missing and `fixed` is None, or has the wrong length, dtype
+    or negative values."""
+    counts = arrays.get(IMAGE_TOKENS)
+    if counts is None:
+        if fixed is None:
+            raise FormatProblem(IMAGE_TOKENS, "missing, and the manifest has no fixed image_tokens")
+        return np.full(n_images, fixed, dtype=np.int32)
+    if counts.dtype != np.int32 or counts.ndim != 1:
+        raise FormatProblem(IMAGE_TOKENS, f"dtype {counts.dtype}{list(counts.shape)}, expected int32[{n_images}]")
+    if counts.shape[0] != n_images:
+        raise FormatProblem(IMAGE_TOKENS, f"{counts.shape[0]} counts for {n_images} images")
+    if np.any(counts < 0):
+        raise FormatProblem(IMAGE_TOKENS, f"negative token count in {counts.tolist()[:8]}")
+    return counts
+
+
+def shard_name(crude: Mapping[str, Any]) -> str:
+    sources = crude.get("__sources__") or ()
+    return str(sources[0].shard_name) if sources else "<unknown shard>"
+
+
+@stateless
+def cook_litdata(crude: dict) -> LitdataSequence:
+    """The cooker: decode and check one sample's members through `litdata.shard_format`."""
+    shard, key = shard_name(crude), str(crude.get("__key__"))
+    try:
+        tokens, weights, classes, cu = (shard_format.load_array(s, crude.get(s)) for s in shard_format.ARRAYS)
+        documents = shard_format.load_json(crude.get("json"), documents=True)
+        doc_tokens = [d.get("tokens") for d in documents]
+        if problems := shard_format.array_problems(tokens, weights, classes, cu, doc_tokens):
+            raise problems[0]
+        per_image = {
+            s: shard_format.load_array(s, crude[s], want_dtype=np.int32) for s in (IMAGE_TOKENS, IMAGE_TILES) if s in crude
+        }
+    except FormatProblem as exn:
+        raise SampleError(shard, key, exn.member, exn.reason) from None
+    images = shard_format.image_suffixes(s for s in crude if not s.startswith("__"))
+    return LitdataSequence(
+        **basic_sample_keys(crude),
+        shard=shard,
+        tokens=tokens,
+        weights=weights,
+        classes=classes,
+        cu_seqlens=cu,
+        documents=documents,
+        per_image=per_image,
+        image_members=tuple(images),
+        image_bytes=tuple(crude[s] for s in images),
+    )
