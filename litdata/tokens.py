@@ -257,7 +257,8 @@ def _bos_policy(tokenizer: Any) -> tuple[int | None, bool]:
     return int(bos), not (probe.shape[0] and int(probe[0]) == bos)
 
 
-def _splice_chunks(r: Rendered, cuts, parts, image_id: int, bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
+def _splice_chunks(r: Rendered, cuts, parts, image_id: int,
+                   bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
     """LLaVA's `tokenizer_image_token`: if the first chunk starts with BOS, keep it once and drop the first token
     of every chunk; put the image id between chunks. Offsets move from chunk to text coordinates (an image id
     gets its `<image>` tag's span), so the classes come from one `token_classes` call per record."""

@@ -30,7 +30,8 @@ def llama3_folder(dest: Path) -> Path:
 
 
 def sentencepiece_folder(dest: Path, *, with_config: bool = True) -> Path:
-    """`tokenizer.model` (+ a LLaMA `tokenizer_config.json`, as Vicuna and LLaVA checkpoints ship), no tokenizer.json."""
+    """`tokenizer.model` (+ a LLaMA `tokenizer_config.json`, as Vicuna and LLaVA checkpoints ship), no
+    tokenizer.json."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(FIXTURES / "mistral_sp" / "tokenizer.model", dest / "tokenizer.model")
     if with_config:

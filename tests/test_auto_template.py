@@ -73,3 +73,42 @@ def test_the_end_of_turn_token_after_an_answer_is_supervised_only_when_special()
     template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
     r = AutoTemplate(tokenizer(template)).render(conv((Role.USER, "Hi"), (Role.ASSISTANT, "Yo")), [[], []])
     assert ("Yo</s>", "response") in runs(r) and ("</s>assistant: ", "markup") in runs(r)
+
+
+def test_a_record_the_template_cannot_locate_is_rejected_with_template_error(tmp_path):
+    """Through the compiler: the record becomes a `template_error` reject, the others are written."""
+    import json
+    import shutil
+
+    from tests.conftest import compile_cli
+
+    folder = tmp_path / "tok"
+    shutil.copytree(DEMO_TOKENIZER_DIR, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    # Upper-cases only messages that contain "shout": those cannot be located, the others can.
+    config["chat_template"] = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' }}{% if 'shout' in "
+                               "m['content'] %}{{ m['content'] | upper }}{% else %}{{ m['content'] }}{% endif %}"
+                               "{{ '<|im_end|>\n' }}{% endfor %}")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": f"r{i}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": "is"}]}
+            for i, q in enumerate(["What", "please shout", "Why"])]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert compile_cli("compile", src, "--tokenizer", folder, "--template", "auto", "--out", out,
+                       "--no-progress") == 0
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["reason"]) for r in rejects] == [("r1", "template_error")]
+    assert json.loads((out / "manifest.json").read_text())["tokens"]["supervised_vit"] > 0
+
+
+def test_a_tokenizer_folder_that_cannot_load_is_one_line_and_exit_2(tmp_path, capsys):
+    from tests.conftest import compile_cli
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]}\n')
+    (tmp_path / "empty").mkdir()
+    assert compile_cli("compile", src, "--tokenizer", tmp_path / "empty", "--out", tmp_path / "out",
+                       "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert "no tokenizer.json" in err and "Traceback" not in err

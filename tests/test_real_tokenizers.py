@@ -18,7 +18,7 @@ from PIL import Image
 
 from benchmarks.baselines.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX, LlavaPreprocessor
 from benchmarks.bench_compile import text_only
-from litdata.classes import TokenClass, class_weights
+from litdata.classes import class_weights
 from litdata.encode import Encoder, EncodeSpec
 from litdata.read import read_sources
 from tests.conftest import compile_cli, read_samples

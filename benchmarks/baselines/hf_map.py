@@ -13,6 +13,7 @@ from benchmarks.baselines.llava import (
     IMAGE_TOKEN_INDEX,
     SEP,
     SEP2,
+    _tokenizers_at_least_0_14,
     mask_targets,
     preprocess_multimodal,
     vicuna_prompt,
@@ -46,6 +47,7 @@ def _join_chunks(bos: int, chunks: list[list[int]]) -> list[int]:
 
 def preprocess_batch(batch: dict[str, list], *, tokenizer: Any, model_max_length: int) -> dict[str, list]:
     bos = tokenizer.bos_token_id
+    non_legacy = getattr(tokenizer, "legacy", True) is False and _tokenizers_at_least_0_14()  # as preprocess_v1
     prompts, queries, flags = [], [], []
     for convs, has_image in zip(batch["conversations"], batch["has_image"]):
         conversation = vicuna_prompt(preprocess_multimodal(convs) if has_image else convs)
@@ -73,7 +75,8 @@ def preprocess_batch(batch: dict[str, list], *, tokenizer: Any, model_max_length
             s, e = spans[k + j]
             lengths[text] = 1 + sum(len(c) for c in ids[s:e]) + (e - s - 1)
         k += 1 + len(q)
-        ex = mask_targets(conversation, np.asarray(full, dtype=np.int64), lengths.__getitem__, model_max_length)
+        ex = mask_targets(conversation, np.asarray(full, dtype=np.int64), lengths.__getitem__, model_max_length,
+                          non_legacy)
         out_ids.append(ex.input_ids)
         out_labels.append(ex.labels)
         out_mismatch.append(ex.mismatch)
