@@ -10,6 +10,7 @@ from pathlib import Path
 
 from litdata.classes import MODES, parse_weight_overrides
 from litdata.cli import UsageError
+from litdata.fsio import is_url
 from litdata.pack import PACKING_ALGORITHMS
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
@@ -64,6 +65,12 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="fill: subset-sum fill (default); best-fit: best-fit decreasing, fastest; lp: rounds the "
                         "cutting-stock LP, the tightest (needs scipy: pip install 'litdata-lit[lp]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Distributed compile (litdata/engines/): same bytes as the local engine, see README "Compiling with Ray".
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine's processes (default); ray: Ray tasks over fixed partitions of the inputs")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --engine ray: an existing cluster (host:port of `ray start --head`, or 'auto'); "
+                        "default: a local Ray instance with --workers CPUs")
     from litdata.classify.options import add_harmful_arguments, add_mining_arguments
 
     add_mining_arguments(p)
@@ -85,9 +92,9 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
     if args.out is None:
         raise UsageError("--out DIR is required")
     for s in sources:
-        if not Path(s).is_file():
+        if not is_url(s) and not Path(s).is_file():  # a URL (s3://...) is checked when the compile opens it
             raise UsageError(f"source {s}: no such file")
-    if image_root is not None and not Path(image_root).is_dir():
+    if image_root is not None and not is_url(image_root) and not Path(image_root).is_dir():
         raise UsageError(f"--image-root {image_root}: no such folder")
     try:
         overrides = parse_weight_overrides(args.weight)
@@ -111,7 +118,19 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
     return cfg
 
 
-def execute(cfg) -> int:
+def engine_from_args(args: argparse.Namespace, cfg):
+    """None for the local engine; a RayEngine for --engine ray (Ray is imported only when it runs)."""
+    if getattr(args, "engine", "local") != "ray":
+        if getattr(args, "ray_address", None):
+            raise UsageError("--ray-address needs --engine ray")
+        return None
+    from litdata.engines.ray_engine import RayEngine
+
+    return RayEngine(address=args.ray_address, workers=cfg.workers, progress=cfg.progress)
+
+
+def execute(cfg, engine=None) -> int:
+    from litdata.engines import EngineError
     from litdata.output import OutputError
     from litdata.pipeline import compile_dataset
     from litdata.read import SourceError
@@ -120,9 +139,16 @@ def execute(cfg) -> int:
 
     t0 = time.perf_counter()
     try:
-        result = compile_dataset(cfg)
+        if engine is None:
+            result = compile_dataset(cfg)
+        else:
+            with engine:
+                result = compile_dataset(cfg, engine)
     except (OutputError, TokenizerError, SourceError) as e:
         raise UsageError(str(e)) from None
+    except EngineError as e:
+        print(f"litdata: error: {e} (no manifest written; rerun to resume)", file=sys.stderr)
+        return 1
     except OSError as e:  # a full disk, an input that vanished mid-run: no partial shard is left under a final name
         print(f"litdata: error: {e.strerror or e}: {e.filename or ''} (no manifest written; rerun to resume)",
               file=sys.stderr)
@@ -136,4 +162,4 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, sources=args.sources, tokenizer=args.tokenizer or DEMO_TOKENIZER_DIR,
                            image_root=args.image_root)
-    return execute(cfg)
+    return execute(cfg, engine_from_args(args, cfg))
