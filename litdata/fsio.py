@@ -8,6 +8,7 @@ argument. fsspec is imported only when a URL is used; local paths take the plain
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from typing import IO, Any
@@ -32,7 +33,8 @@ def open_binary(path: str | os.PathLike) -> IO[bytes]:
     if not is_url(path):
         return open(path, "rb")
     fs, inner = filesystem(str(path))
-    return fs.open(inner, "rb")
+    # fsspec's files have no readline(limit), which the JSONL reader uses to bound a line's memory.
+    return io.BufferedReader(fs.open(inner, "rb"), buffer_size=1 << 20)
 
 
 def size(path: str | os.PathLike) -> int:

@@ -18,6 +18,19 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6,
           "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
 
 
+def _out_path(text: str) -> Path | str:
+    return text if is_url(text) else Path(text)  # Path() would turn s3://b/x into s3:/b/x
+
+
+def _url_kind(url: str) -> str:
+    from litdata import fsio
+
+    try:
+        return fsio.kind(url)
+    except (OSError, ValueError, ImportError) as e:  # no back-end for the scheme, no such bucket, no access
+        raise UsageError(f"{url}: cannot be read: {e}") from None
+
+
 def parse_size(text: str) -> int:
     m = _SIZE.match(text)
     unit = (m.group(2) or "").lower() if m else None
@@ -40,7 +53,7 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `compile` and `demo`."""
     from litdata.render import TEMPLATE_NAMES
 
-    p.add_argument("--out", type=Path, help="output folder for shards and manifest")
+    p.add_argument("--out", type=_out_path, help="output folder for shards and manifest (or an fsspec URL, s3://...)")
     p.add_argument("--template", default="vicuna_v1", choices=TEMPLATE_NAMES, help="chat template (default vicuna_v1)")
     p.add_argument("--seq-len", type=positive_int, default=2048, help="packed sequence length, images expanded")
     p.add_argument("--image-tokens", type=positive_int, default=576,
@@ -92,9 +105,10 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
     if args.out is None:
         raise UsageError("--out DIR is required")
     for s in sources:
-        if not is_url(s) and not Path(s).is_file():  # a URL (s3://...) is checked when the compile opens it
+        if not (_url_kind(s) == "file" if is_url(s) else Path(s).is_file()):
             raise UsageError(f"source {s}: no such file")
-    if image_root is not None and not is_url(image_root) and not Path(image_root).is_dir():
+    if image_root is not None and not (_url_kind(image_root) == "directory" if is_url(image_root)
+                                       else Path(image_root).is_dir()):
         raise UsageError(f"--image-root {image_root}: no such folder")
     try:
         overrides = parse_weight_overrides(args.weight)
@@ -132,18 +146,14 @@ def engine_from_args(args: argparse.Namespace, cfg):
 def execute(cfg, engine=None) -> int:
     from litdata.engines import EngineError
     from litdata.output import OutputError
-    from litdata.pipeline import compile_dataset
+    from litdata.remote_out import compile_anywhere
     from litdata.read import SourceError
     from litdata.summary import print_summary
     from litdata.tokens import TokenizerError
 
     t0 = time.perf_counter()
     try:
-        if engine is None:
-            result = compile_dataset(cfg)
-        else:
-            with engine:
-                result = compile_dataset(cfg, engine)
+        result = compile_anywhere(cfg, engine)
     except (OutputError, TokenizerError, SourceError) as e:
         raise UsageError(str(e)) from None
     except EngineError as e:

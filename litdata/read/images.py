@@ -13,8 +13,9 @@ import warnings
 from pathlib import Path, PureWindowsPath
 from typing import BinaryIO, NamedTuple
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from litdata import fsio
 from litdata.records import ImageRef, RejectReason
 from litdata.records.document import ImageBlob
 
@@ -30,7 +31,8 @@ class _Decoded(NamedTuple):
     height: int
 
 
-def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int) -> ImageBlob | Problem:
+def resolve_image(ref: ImageRef, *, image_root: Path | str | None, max_pixels: int) -> ImageBlob | Problem:
+    """`image_root` is a local folder, or an fsspec URL (s3://bucket/images) whose images are fetched here."""
     if ref.data is not None:
         decoded = _decode(io.BytesIO(ref.data), f"embedded image {ref.path or ''}".rstrip(), max_pixels)
         if not isinstance(decoded, _Decoded):
@@ -43,6 +45,8 @@ def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int) ->
             RejectReason.IMAGE_MISSING,
             f"image {ref.path!r} is a path relative to the image root, and no --image-root was given",
         )
+    if isinstance(image_root, str) and fsio.is_url(image_root):
+        return _resolve_remote(ref.path, image_root, max_pixels)
     real = safe_image_path(ref.path, image_root)
     if not isinstance(real, str):
         return real
@@ -52,8 +56,8 @@ def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int) ->
     return ImageBlob(ext=decoded.ext, path=real, width=decoded.width, height=decoded.height)
 
 
-def safe_image_path(rel: str, image_root: Path) -> str | Problem:
-    """The real path of `rel` under `image_root`, refusing anything that could read outside it."""
+def _unsafe(rel: str) -> Problem | None:
+    """Why `rel` could name something outside the image root, or None."""
     unsafe = RejectReason.IMAGE_UNSAFE_PATH
     if "\x00" in rel:
         return unsafe, f"image path {rel!r} contains a NUL byte"
@@ -61,10 +65,39 @@ def safe_image_path(rel: str, image_root: Path) -> str | Problem:
         return unsafe, f"image path {rel!r} is absolute; image paths must be relative to --image-root"
     if ".." in _SEPARATORS.split(rel):
         return unsafe, f"image path {rel!r} contains a '..' component"
+    return None
+
+
+def _resolve_remote(rel: str, root: str, max_pixels: int) -> ImageBlob | Problem:
+    """An image under a URL root: the same path checks, then its bytes are fetched and kept (the shard writer,
+    possibly on another machine, copies them unchanged without a second fetch). Object stores have no
+    symlinks, so the lexical checks are the whole of the safety check."""
+    problem = _unsafe(rel)
+    if problem is not None:
+        return problem
+    url = fsio.join(root, rel.replace("\\", "/"))
+    try:
+        with fsio.open_binary(url) as f:
+            data = f.read()
+    except FileNotFoundError:
+        return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {root}"
+    except OSError as e:
+        return RejectReason.IMAGE_MISSING, f"image {rel!r} under the image root {root} cannot be read: {e}"
+    decoded = _decode(io.BytesIO(data), f"image {rel!r}", max_pixels, shown=url)
+    if not isinstance(decoded, _Decoded):
+        return decoded
+    return ImageBlob(ext=decoded.ext, data=data, width=decoded.width, height=decoded.height)
+
+
+def safe_image_path(rel: str, image_root: Path) -> str | Problem:
+    """The real path of `rel` under `image_root`, refusing anything that could read outside it."""
+    problem = _unsafe(rel)
+    if problem is not None:
+        return problem
     root = os.path.realpath(image_root)
     real = os.path.realpath(os.path.join(root, rel))
     if os.path.commonpath([root, real]) != root:
-        return unsafe, f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}"
+        return RejectReason.IMAGE_UNSAFE_PATH, f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}"
     if not os.path.exists(real):
         return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {image_root}"
     if not os.path.isfile(real):
@@ -72,7 +105,9 @@ def safe_image_path(rel: str, image_root: Path) -> str | Problem:
     return real
 
 
-def _decode(source: str | BinaryIO, name: str, max_pixels: int) -> _Decoded | Problem:
+def _decode(source: str | BinaryIO, name: str, max_pixels: int, shown: str | None = None) -> _Decoded | Problem:
+    """`shown`: how to name an in-memory `source` where Pillow names the file (for bytes fetched from a URL,
+    the URL, so the message reads as it does for a local file)."""
     try:
         with warnings.catch_warnings():
             # Our own limit decides; Pillow's warning threshold is a process-wide default.
@@ -90,5 +125,11 @@ def _decode(source: str | BinaryIO, name: str, max_pixels: int) -> _Decoded | Pr
         return RejectReason.IMAGE_TOO_LARGE, f"{name}: {e}"
     # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, struct.error, ...).
     except Exception as e:  # noqa: BLE001
+        if isinstance(e, UnidentifiedImageError) and not isinstance(source, str):
+            # Pillow names a file object by its repr, which holds a memory address: the reject message would
+            # not be the same twice. Name it as Pillow names a path.
+            what = repr(shown) if shown is not None else "(embedded bytes)"
+            return RejectReason.IMAGE_UNDECODABLE, (f"{name} cannot be decoded: UnidentifiedImageError: "
+                                                    f"cannot identify image file {what}")
         return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: {type(e).__name__}: {e}"
     return _Decoded(ext=_EXT.get(fmt, fmt.lower()), width=width, height=height)
