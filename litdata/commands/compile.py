@@ -84,6 +84,9 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --engine ray: an existing cluster (host:port of `ray start --head`, or 'auto'); "
                         "default: a local Ray instance with --workers CPUs")
+    p.add_argument("--partition-size", type=parse_size, default=parse_size("64MiB"), metavar="SIZE",
+                   help="with --engine ray: bytes of input per task (JSONL byte ranges, Parquet row groups; a JSON "
+                        "array is one task); does not change the output")
     from litdata.classify.options import add_harmful_arguments, add_mining_arguments
 
     add_mining_arguments(p)
@@ -140,7 +143,8 @@ def engine_from_args(args: argparse.Namespace, cfg):
         return None
     from litdata.engines.ray_engine import RayEngine
 
-    return RayEngine(address=args.ray_address, workers=cfg.workers, progress=cfg.progress)
+    return RayEngine(address=args.ray_address, workers=cfg.workers, partition_bytes=args.partition_size,
+                     progress=cfg.progress)
 
 
 def execute(cfg, engine=None) -> int:
