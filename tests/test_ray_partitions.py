@@ -83,3 +83,10 @@ def test_partitions_depend_only_on_the_inputs_and_the_partition_size(tmp_path):
     size = src.stat().st_size
     assert [(p.start, p.stop) for p in plan_partitions([str(src)], 500)] == [
         (a, min(a + 500, size)) for a in range(0, size, 500)]
+
+
+def test_ray_address_without_the_ray_engine_is_a_usage_error(tmp_path, capsys):
+    from conftest import compile_cli
+
+    assert compile_cli("demo", "--out", tmp_path / "o", "--ray-address", "127.0.0.1:6379") == 2
+    assert "--ray-address needs --engine ray" in capsys.readouterr().err

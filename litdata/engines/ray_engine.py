@@ -77,7 +77,8 @@ class RayEngine:
             else:
                 ray.init(num_cpus=self.workers, include_dashboard=False, logging_level=logging.WARNING,
                          log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - Ray raises bare Exceptions too (e.g. a raylet start-up timeout)
+            ray.shutdown()
             where = f"the Ray cluster at --ray-address {self.address}" if self.address else "a local Ray instance"
             raise EngineError(f"cannot start or reach {where}: {e}") from None
         self._started_ray = True
