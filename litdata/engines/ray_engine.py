@@ -128,9 +128,10 @@ class RayEngine:
         import ray
 
         encode = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(encode_partition)
+        spec_ref = ray.put(spec)  # the template shapes and weights, stored once instead of sent with every task
 
         def submit(i: int):
-            return encode.remote(self._parts[i], self._first_index[i], limits, spec, batch_size)
+            return encode.remote(self._parts[i], self._first_index[i], limits, spec_ref, batch_size)
 
         for batches in self._ordered(submit, len(self._parts)):
             self._advance(sum(len(items) for items, _ in batches))

@@ -97,7 +97,8 @@ def safe_image_path(rel: str, image_root: Path) -> str | Problem:
     root = os.path.realpath(image_root)
     real = os.path.realpath(os.path.join(root, rel))
     if os.path.commonpath([root, real]) != root:
-        return RejectReason.IMAGE_UNSAFE_PATH, f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}"
+        return (RejectReason.IMAGE_UNSAFE_PATH,
+                f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}")
     if not os.path.exists(real):
         return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {image_root}"
     if not os.path.isfile(real):
