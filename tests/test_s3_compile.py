@@ -49,14 +49,9 @@ def localized(data: bytes) -> bytes:
     return data.replace(PREFIX.encode(), str(DEMO_DIR).encode())
 
 
-def test_compile_from_and_to_s3_matches_the_local_compile(s3, demo_out, tmp_path, capfd):
-    sources = [f"{PREFIX}/{p.name}" for p in DEMO_SOURCES]
-    out_url = f"s3://{BUCKET}/out"
-    assert compile_cli("compile", *sources, "--image-root", f"{PREFIX}/images", "--out", out_url,
-                       "--tokenizer", DEMO_TOKENIZER_DIR, "--no-progress") == 0
-    got = tmp_path / "got"
-    s3.get(f"{BUCKET}/out/", str(got), recursive=True)
-
+def assert_matches_local(got, demo_out) -> None:
+    """`got` (compiled from the S3 copies) holds what `demo_out` (compiled from local paths) holds, once the
+    inputs' S3 names are replaced by their local names."""
     want = json.loads((demo_out / "manifest.json").read_text())
     have = json.loads(localized((got / "manifest.json").read_bytes()))
     for m in (want, have):  # shard hashes and sizes differ by the longer source names inside the shards
@@ -79,6 +74,16 @@ def test_compile_from_and_to_s3_matches_the_local_compile(s3, demo_out, tmp_path
                     assert localized(x[member]) == y[member]
                 else:
                     assert x[member] == y[member], member  # image bytes, fetched from S3
+
+
+def test_compile_from_and_to_s3_matches_the_local_compile(s3, demo_out, tmp_path, capfd):
+    sources = [f"{PREFIX}/{p.name}" for p in DEMO_SOURCES]
+    out_url = f"s3://{BUCKET}/out"
+    assert compile_cli("compile", *sources, "--image-root", f"{PREFIX}/images", "--out", out_url,
+                       "--tokenizer", DEMO_TOKENIZER_DIR, "--no-progress") == 0
+    got = tmp_path / "got"
+    s3.get(f"{BUCKET}/out/", str(got), recursive=True)
+    assert_matches_local(got, demo_out)
     printed = capfd.readouterr()
     for text in (printed.out, printed.err, *(p.read_bytes().decode("latin-1") for p in got.rglob("*") if p.is_file())):
         assert SECRET not in text
@@ -88,3 +93,14 @@ def test_a_missing_s3_source_is_one_line_and_exit_2(s3, tmp_path, capsys):
     assert compile_cli("compile", f"{PREFIX}/nope.jsonl", "--out", tmp_path / "o", "--no-progress") == 2
     err = capsys.readouterr().err
     assert "source s3://litdata-test/data/nope.jsonl: no such file" in err and "Traceback" not in err
+
+
+def test_ray_workers_read_sources_and_images_from_s3(s3, demo_out, tmp_path):
+    """The engine's own local Ray instance: its workers get the credentials from the environment they start in."""
+    pytest.importorskip("ray")
+
+    out = tmp_path / "ray"
+    assert compile_cli("compile", *[f"{PREFIX}/{p.name}" for p in DEMO_SOURCES], "--image-root", f"{PREFIX}/images",
+                       "--out", out, "--tokenizer", DEMO_TOKENIZER_DIR, "--no-progress", "--engine", "ray",
+                       "--workers", "2", "--partition-size", "4KiB") == 0
+    assert_matches_local(out, demo_out)
