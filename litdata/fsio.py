@@ -37,6 +37,15 @@ def open_binary(path: str | os.PathLike) -> IO[bytes]:
     return io.BufferedReader(fs.open(inner, "rb"), buffer_size=1 << 20)
 
 
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A whole (small) file: one GET for a URL, where opening a file object costs a HEAD request first."""
+    if not is_url(path):
+        with open(path, "rb") as f:
+            return f.read()
+    fs, inner = filesystem(str(path))
+    return fs.cat_file(inner)
+
+
 def size(path: str | os.PathLike) -> int:
     if not is_url(path):
         return os.path.getsize(path)

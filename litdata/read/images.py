@@ -77,8 +77,7 @@ def _resolve_remote(rel: str, root: str, max_pixels: int) -> ImageBlob | Problem
         return problem
     url = fsio.join(root, rel.replace("\\", "/"))
     try:
-        with fsio.open_binary(url) as f:
-            data = f.read()
+        data = fsio.read_bytes(url)
     except FileNotFoundError:
         return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {root}"
     except OSError as e:
