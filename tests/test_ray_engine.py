@@ -135,3 +135,35 @@ def test_a_worker_killed_mid_task_is_retried_and_the_bytes_stay_identical(ray_cl
     assert killed is not None, "no Ray worker was seen encoding a partition"
     assert result.get("rc") == 0
     assert_same_output(out, demo_out)
+
+
+@pytest.mark.slow  # a Ray start-up in a subprocess: about 1 min here when the machine is quiet, several when not
+def test_a_killed_driver_is_rerun_with_the_same_command_and_the_bytes_stay_identical(ray_cluster, tmp_path, capsys):
+    """The local engine's resume rule, with --engine ray: the rerun keeps the finished shards it verifies, redoes
+    the rest, and gives the bytes of an uninterrupted run; a rerun with other options is refused."""
+    import subprocess
+    import sys
+
+    opts = ["--max-shard-sequences", "2", "--pack-window", "16", "--no-progress"]
+    ref = tmp_path / "ref"
+    assert compile_demo(ref, *opts) == 0
+    out = tmp_path / "out"
+    command = ["compile", *map(str, DEMO_SOURCES), "--image-root", str(DEMO_IMAGE_ROOT), "--tokenizer",
+               str(DEMO_TOKENIZER_DIR), "--out", str(out), *opts, "--engine", "ray", "--workers", "2",
+               "--partition-size", "4KiB"]
+    driver = subprocess.Popen([sys.executable, "-m", "litdata", *command], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while driver.poll() is None and not list(out.glob("shard-*.tar")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+    assert driver.wait() == -signal.SIGKILL, "the compile finished before it could be killed"
+    assert not (out / "manifest.json").exists()
+
+    # The reruns run here, on this module's Ray cluster (the engine joins it), to save a Ray start-up.
+    from litdata.cli import main
+
+    assert main([*command, "--seed", "1"]) == 2
+    assert "different options" in capsys.readouterr().err
+    assert main(command) == 0
+    assert_same_output(out, ref)
