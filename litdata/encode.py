@@ -62,7 +62,10 @@ class Encoder:
         self.template = get_template(spec.template, self.tokenizer)
         self.table = weight_table(spec.weights)
         self.labeler = TurnLabeler(template_shapes=spec.template_shapes, harmful=spec.harmful)
-        self.image_root = Path(spec.image_root) if spec.image_root else None
+        from litdata.fsio import is_url
+
+        root = spec.image_root
+        self.image_root = None if not root else root if is_url(root) else Path(root)  # Path() mangles s3://
 
     def encode_batch(self, items: Sequence[Conversation | Reject]) -> tuple[list[Document | Reject], list[AuditHit]]:
         out: list[Document | Reject | None] = list(items)

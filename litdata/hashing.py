@@ -7,8 +7,10 @@ import os
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    from litdata.fsio import open_binary  # a source may be an fsspec URL (s3://...)
+
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()

@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import itertools
 import multiprocessing as mp
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
+from litdata import fsio
 from litdata.classes import TokenClass, class_weights
 from litdata.encode import EncodeSpec, Encoder
 from litdata.hashing import file_sha256
@@ -105,7 +105,9 @@ def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> I
             yield pending.popleft().get()
 
 
-def compile_dataset(cfg: CompileConfig) -> CompileResult:
+def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
+    """`engine`: None runs both data passes here (a process pool for --workers > 1); a RayEngine
+    (litdata/engines/ray_engine.py) runs them on a Ray cluster. Everything else, and the bytes, are the same."""
     from litdata.classify.mining import mine_templates
     from litdata.classify.settings import MiningSettings
     from litdata.read import ReadLimits, read_sources
@@ -113,10 +115,10 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
 
     limits = cfg.read_limits or ReadLimits()
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
-    inputs = [{"path": s, "sha256": file_sha256(s), "bytes": os.path.getsize(s)} for s in cfg.sources]
+    inputs = [{"path": s, "sha256": file_sha256(s), "bytes": fsio.size(s)} for s in cfg.sources]
     out = OutputDir(cfg.out)
-    out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite,
-                inputs=[*cfg.sources, *([cfg.image_root] if cfg.image_root else [])])
+    local_inputs = [p for p in [*cfg.sources, *([cfg.image_root] if cfg.image_root else [])] if not fsio.is_url(p)]
+    out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite, inputs=local_inputs)
 
     first_pass = {"records": 0}
 
@@ -126,7 +128,10 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
             if isinstance(item, Conversation):
                 yield item
 
-    table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
+    if engine is None:
+        table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
+    else:
+        table, first_pass["records"] = engine.mine(cfg.sources, limits, cfg.mining or MiningSettings())
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
                       max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),
@@ -136,7 +141,8 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
     writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences,
                          claim=out.claim)
-    bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress, total=first_pass["records"] or None)
+    bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress or engine is not None,  # engines have their own
+               total=first_pass["records"] or None)
     try:
         with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
 
@@ -153,7 +159,10 @@ def compile_dataset(cfg: CompileConfig) -> CompileResult:
                             stats.add_document(item)
                         yield item
 
-            stream = _encoded(cfg, spec, _batches(read_sources(cfg.sources, limits), cfg.batch_size))
+            if engine is None:
+                stream = _encoded(cfg, spec, _batches(read_sources(cfg.sources, limits), cfg.batch_size))
+            else:
+                stream = engine.encoded(limits, spec, cfg.batch_size)
             for item in packer.run(counted(stream)):
                 if isinstance(item, Reject):
                     rejects.write(item.to_json())

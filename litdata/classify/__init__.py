@@ -1,8 +1,36 @@
-"""Span classification inside turns: task-template mining and harmful spans (DESIGN.md, 'classify')."""
+"""Span classification inside turns: task-template mining and harmful spans (DESIGN.md, 'classify').
 
-from litdata.classify.labeler import SpanLabel, TurnLabeler
-from litdata.classify.mining import mine_templates
-from litdata.classify.settings import HarmfulSettings, MiningSettings
-from litdata.classify.table import TemplateTable
+The names below are imported on first use (PEP 562), not with the package: the labeler pulls in spaCy (and,
+through thinc, torch) and mining pulls in polars, seconds of start-up that `litdata --help` and the argument
+parser (which imports litdata.classify.options) should not pay.
+"""
 
-__all__ = ["HarmfulSettings", "MiningSettings", "SpanLabel", "TemplateTable", "TurnLabeler", "mine_templates"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from litdata.classify.labeler import SpanLabel, TurnLabeler
+    from litdata.classify.mining import mine_templates
+    from litdata.classify.settings import HarmfulSettings, MiningSettings
+    from litdata.classify.table import TemplateTable
+
+_WHERE = {
+    "HarmfulSettings": "litdata.classify.settings",
+    "MiningSettings": "litdata.classify.settings",
+    "SpanLabel": "litdata.classify.labeler",
+    "TurnLabeler": "litdata.classify.labeler",
+    "mine_templates": "litdata.classify.mining",
+    "TemplateTable": "litdata.classify.table",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'litdata.classify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

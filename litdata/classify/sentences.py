@@ -14,6 +14,7 @@ a bounded cache keyed by the segment text.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,22 +56,22 @@ def segments(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _punct_chars() -> str:
+@functools.cache
+def _punctuation() -> tuple[re.Pattern[str], str]:
+    """spaCy's sentence-final characters as (a pattern matching one, the trailing run to strip). Built on first
+    use, not at import: importing spaCy costs seconds, and the argument parser imports this module."""
     from spacy.pipeline import Sentencizer
 
-    return "".join(sorted(Sentencizer.default_punct_chars))
-
-
-_PUNCT = _punct_chars()
-_PUNCT_RE = re.compile(f"[{re.escape(_PUNCT)}]")
-_TRAILING = _PUNCT + " \t\r\n"
+    punct = "".join(sorted(Sentencizer.default_punct_chars))
+    return re.compile(f"[{re.escape(punct)}]"), punct + " \t\r\n"
 
 
 def _unsplittable(segment: str) -> bool:
     """True when spaCy's sentencizer would return `segment` (already trimmed) as one sentence: it only starts
     a sentence at a non-punctuation token after a token that is one of its punctuation characters, so a
     segment whose punctuation characters all sit in its trailing run cannot be split."""
-    return _PUNCT_RE.search(segment.rstrip(_TRAILING)) is None
+    punct_re, trailing = _punctuation()
+    return punct_re.search(segment.rstrip(trailing)) is None
 
 
 def _doc_sentences(doc, matcher) -> tuple[Sentence, ...]:

@@ -10,11 +10,25 @@ from pathlib import Path
 
 from litdata.classes import MODES, parse_weight_overrides
 from litdata.cli import UsageError
+from litdata.fsio import is_url
 from litdata.pack import PACKING_ALGORITHMS
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
           "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
+
+
+def _out_path(text: str) -> Path | str:
+    return text if is_url(text) else Path(text)  # Path() would turn s3://b/x into s3:/b/x
+
+
+def _url_kind(url: str) -> str:
+    from litdata import fsio
+
+    try:
+        return fsio.kind(url)
+    except (OSError, ValueError, ImportError) as e:  # no back-end for the scheme, no such bucket, no access
+        raise UsageError(f"{url}: cannot be read: {e}") from None
 
 
 def parse_size(text: str) -> int:
@@ -39,7 +53,7 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `compile` and `demo`."""
     from litdata.render import TEMPLATE_NAMES
 
-    p.add_argument("--out", type=Path, help="output folder for shards and manifest")
+    p.add_argument("--out", type=_out_path, help="output folder for shards and manifest (or an fsspec URL, s3://...)")
     p.add_argument("--template", default="vicuna_v1", choices=TEMPLATE_NAMES, help="chat template (default vicuna_v1)")
     p.add_argument("--seq-len", type=positive_int, default=2048, help="packed sequence length, images expanded")
     p.add_argument("--image-tokens", type=positive_int, default=576,
@@ -67,6 +81,15 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="fill: subset-sum fill (default); best-fit: best-fit decreasing, fastest; lp: rounds the "
                         "cutting-stock LP, the tightest (needs scipy: pip install 'litdata-lit[lp]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Distributed compile (litdata/engines/): same bytes as the local engine, see README "Compiling with Ray".
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine's processes (default); ray: Ray tasks over fixed partitions of the inputs")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --engine ray: an existing cluster (host:port of `ray start --head`, or 'auto'); "
+                        "default: a local Ray instance with --workers CPUs")
+    p.add_argument("--partition-size", type=parse_size, default=parse_size("64MiB"), metavar="SIZE",
+                   help="with --engine ray: bytes of input per task (JSONL byte ranges, Parquet row groups; a JSON "
+                        "array is one task); does not change the output")
     from litdata.classify.options import add_harmful_arguments, add_mining_arguments
 
     add_mining_arguments(p)
@@ -88,9 +111,10 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
     if args.out is None:
         raise UsageError("--out DIR is required")
     for s in sources:
-        if not Path(s).is_file():
+        if not (_url_kind(s) == "file" if is_url(s) else Path(s).is_file()):
             raise UsageError(f"source {s}: no such file")
-    if image_root is not None and not Path(image_root).is_dir():
+    if image_root is not None and not (_url_kind(image_root) == "directory" if is_url(image_root)
+                                       else Path(image_root).is_dir()):
         raise UsageError(f"--image-root {image_root}: no such folder")
     try:
         overrides = parse_weight_overrides(args.weight)
@@ -115,19 +139,35 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
     return cfg
 
 
-def execute(cfg) -> int:
+def engine_from_args(args: argparse.Namespace, cfg):
+    """None for the local engine; a RayEngine for --engine ray (Ray is imported only when it runs)."""
+    if getattr(args, "engine", "local") != "ray":
+        if getattr(args, "ray_address", None):
+            raise UsageError("--ray-address needs --engine ray")
+        return None
+    from litdata.engines.ray_engine import RayEngine
+
+    return RayEngine(address=args.ray_address, workers=cfg.workers, partition_bytes=args.partition_size,
+                     progress=cfg.progress)
+
+
+def execute(cfg, engine=None) -> int:
+    from litdata.engines import EngineError
     from litdata.image_file import ImageChangedError
     from litdata.output import OutputError
-    from litdata.pipeline import compile_dataset
+    from litdata.remote_out import compile_anywhere
     from litdata.read import SourceError
     from litdata.summary import print_summary
     from litdata.tokens import TokenizerError
 
     t0 = time.perf_counter()
     try:
-        result = compile_dataset(cfg)
+        result = compile_anywhere(cfg, engine)
     except (OutputError, TokenizerError, SourceError) as e:
         raise UsageError(str(e)) from None
+    except EngineError as e:
+        print(f"litdata: error: {e} (no manifest written; rerun to resume)", file=sys.stderr)
+        return 1
     except OSError as e:  # a full disk, an input that vanished mid-run: no partial shard is left under a final name
         print(f"litdata: error: {e.strerror or e}: {e.filename or ''} (no manifest written; rerun to resume)",
               file=sys.stderr)
@@ -144,4 +184,4 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, sources=args.sources, tokenizer=args.tokenizer or DEMO_TOKENIZER_DIR,
                            image_root=args.image_root)
-    return execute(cfg)
+    return execute(cfg, engine_from_args(args, cfg))

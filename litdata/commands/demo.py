@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from litdata.commands.compile import add_encoding_arguments, config_from_args, execute
+from litdata.commands.compile import add_encoding_arguments, config_from_args, engine_from_args, execute
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,4 +21,4 @@ def run(args: argparse.Namespace) -> int:
     args.overwrite = True
     cfg = config_from_args(args, sources=[str(s) for s in DEMO_SOURCES], tokenizer=str(DEMO_TOKENIZER_DIR),
                            image_root=str(DEMO_IMAGE_ROOT))
-    return execute(cfg)
+    return execute(cfg, engine_from_args(args, cfg))

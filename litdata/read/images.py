@@ -18,6 +18,7 @@ from typing import BinaryIO, NamedTuple
 
 from PIL import Image
 
+from litdata import fsio
 from litdata.image_file import RASTER_FORMATS, ImageFileError, read_image_file
 from litdata.records import ImageRef, RejectReason
 from litdata.records.document import ImageBlob
@@ -35,8 +36,9 @@ class _Decoded(NamedTuple):
     height: int
 
 
-def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int,
+def resolve_image(ref: ImageRef, *, image_root: Path | str | None, max_pixels: int,
                   max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageBlob | Problem:
+    """`image_root` is a local folder, or an fsspec URL (s3://bucket/images) whose images are fetched here."""
     if ref.data is not None:
         name = f"embedded image {ref.path or ''}".rstrip()
         if len(ref.data) > max_bytes:
@@ -53,6 +55,8 @@ def resolve_image(ref: ImageRef, *, image_root: Path | None, max_pixels: int,
             RejectReason.IMAGE_MISSING,
             f"image {ref.path!r} is a path relative to the image root, and no --image-root was given",
         )
+    if isinstance(image_root, str) and fsio.is_url(image_root):
+        return _resolve_remote(ref.path, image_root, max_pixels, max_bytes)
     real = safe_image_path(ref.path, image_root)
     if not isinstance(real, str):
         return real
@@ -81,8 +85,8 @@ def _read_once(real: str, rel: str, image_root: Path, max_bytes: int) -> bytes |
     return data
 
 
-def safe_image_path(rel: str, image_root: Path) -> str | Problem:
-    """The real path of `rel` under `image_root`, refusing anything that could read outside it."""
+def _unsafe(rel: str) -> Problem | None:
+    """Why `rel` could name something outside the image root, or None."""
     unsafe = RejectReason.IMAGE_UNSAFE_PATH
     if "\x00" in rel:
         return unsafe, f"image path {rel!r} contains a NUL byte"
@@ -90,10 +94,42 @@ def safe_image_path(rel: str, image_root: Path) -> str | Problem:
         return unsafe, f"image path {rel!r} is absolute; image paths must be relative to --image-root"
     if ".." in _SEPARATORS.split(rel):
         return unsafe, f"image path {rel!r} contains a '..' component"
+    return None
+
+
+def _resolve_remote(rel: str, root: str, max_pixels: int, max_bytes: int) -> ImageBlob | Problem:
+    """An image under a URL root: the same path checks, then its bytes are fetched and kept (the shard writer,
+    possibly on another machine, copies them unchanged without a second fetch). Object stores have no
+    symlinks, so the lexical checks are the whole of the safety check."""
+    problem = _unsafe(rel)
+    if problem is not None:
+        return problem
+    url = fsio.join(root, rel.replace("\\", "/"))
+    try:
+        if (size := fsio.size(url)) > max_bytes:  # asked before fetching, as fstat is for a local file
+            return (RejectReason.IMAGE_TOO_LARGE,
+                    f"image {rel!r} is {size} bytes, more than the limit of {max_bytes} bytes (--max-image-bytes)")
+        data = fsio.read_bytes(url)
+    except FileNotFoundError:
+        return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {root}"
+    except OSError as e:
+        return RejectReason.IMAGE_MISSING, f"image {rel!r} under the image root {root} cannot be read: {e}"
+    decoded = _decode(io.BytesIO(data), f"image {rel!r}", max_pixels)
+    if not isinstance(decoded, _Decoded):
+        return decoded
+    return ImageBlob(ext=decoded.ext, data=data, width=decoded.width, height=decoded.height)
+
+
+def safe_image_path(rel: str, image_root: Path) -> str | Problem:
+    """The real path of `rel` under `image_root`, refusing anything that could read outside it."""
+    problem = _unsafe(rel)
+    if problem is not None:
+        return problem
     root = os.path.realpath(image_root)
     real = os.path.realpath(os.path.join(root, rel))
     if os.path.commonpath([root, real]) != root:
-        return unsafe, f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}"
+        return (RejectReason.IMAGE_UNSAFE_PATH,
+                f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}")
     if not os.path.exists(real):
         return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {image_root}"
     if not os.path.isfile(real):

@@ -13,9 +13,13 @@ _BOM = b"\xef\xbb\xbf"
 _JSON_SPACE = b" \t\r\n"
 
 
-def iter_jsonl(f: BinaryIO, *, max_record_bytes: int) -> Iterator[tuple[int, Any]]:
-    """(index, parsed value or RecordError) per non-blank line; index = line number - 1."""
-    lineno = 0
+def iter_jsonl(f: BinaryIO, *, max_record_bytes: int, first_index: int = 0) -> Iterator[tuple[int, Any]]:
+    """(index, parsed value or RecordError) per non-blank line; index = line number - 1.
+
+    `first_index` is the index of the first line `f` gives: a reader of one byte range of a file (the Ray
+    engine's partitions) starts at that range's first line, and indices and messages stay those of the file.
+    """
+    lineno = first_index
     while True:
         line = f.readline(max_record_bytes + 1)
         if not line:

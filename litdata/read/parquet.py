@@ -28,15 +28,18 @@ def open_parquet(path: Path) -> pq.ParquetFile:
         raise ParquetOpenError(f"not a readable Parquet file: {e}") from None
 
 
-def iter_parquet(pf: pq.ParquetFile, *, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, Any]]:
+def iter_parquet(pf: pq.ParquetFile, *, batch_rows: int = BATCH_ROWS,
+                 row_groups: range | None = None) -> Iterator[tuple[int, Any]]:
     """(row index, row as a dict or RecordError). A row group that fails to decode yields one RecordError per
-    row it still owed, so the record count stays exact."""
+    row it still owed, so the record count stays exact. `row_groups` reads only those groups (the Ray engine's
+    partitions), with row indices still counted from the start of the file."""
     names = pf.schema_arrow.names
     shaped = "conversations" in names or "messages" in names
     # Without a turns column every row is rejected; keep all columns so the message lists what the row has.
     columns = [c for c in _COLUMNS if c in names] if shaped else None
-    index = 0
-    for group in range(pf.num_row_groups):
+    groups = range(pf.num_row_groups) if row_groups is None else row_groups
+    index = sum(pf.metadata.row_group(g).num_rows for g in range(groups.start))
+    for group in groups:
         meta = pf.metadata.row_group(group)
         owed = meta.num_rows
         # Rows with embedded images can be large: keep a batch near BATCH_BYTES, not a fixed row count.

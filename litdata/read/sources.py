@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from litdata import fsio
 from litdata.read.jsonarray import iter_json_array
 from litdata.read.jsonl import iter_jsonl
 from litdata.read.limits import ReadLimits
@@ -37,15 +41,20 @@ def read_source(path: str | Path, limits: ReadLimits = DEFAULT_LIMITS) -> Iterat
 
 
 def source_format(path: str | Path) -> str:
-    """'json' (an array), 'jsonl' or 'parquet'; SourceError when the file cannot be read as any of them."""
-    p = Path(path)
-    if not p.exists():
+    """'json' (an array), 'jsonl' or 'parquet'; SourceError when the file cannot be read as any of them.
+    `path` may be an fsspec URL (s3://bucket/data.jsonl)."""
+    try:
+        kind = fsio.kind(path)
+    except (OSError, ValueError, ImportError) as e:  # no such bucket, no back-end for the scheme, ...
+        raise SourceError(f"{path}: cannot be read: {e}") from None
+    if kind == "missing":
         raise SourceError(f"{path}: no such file")
-    if not p.is_file():
+    if kind != "file":
         raise SourceError(f"{path}: not a regular file")
-    fmt = FORMATS.get(p.suffix.lower())
+    suffix = PurePosixPath(str(path)).suffix if fsio.is_url(path) else Path(path).suffix
+    fmt = FORMATS.get(suffix.lower())
     if fmt is None:
-        raise SourceError(f"{path}: unknown format {p.suffix!r} (supported: {', '.join(FORMATS)})")
+        raise SourceError(f"{path}: unknown format {suffix!r} (supported: {', '.join(FORMATS)})")
     if fmt != "json":
         return fmt
     first = _first_char(path)
@@ -60,7 +69,7 @@ def source_format(path: str | Path) -> str:
 
 def _first_char(path: str | Path) -> str:
     try:
-        with open(path, "rb") as f:
+        with fsio.open_binary(path) as f:
             head = f.read(3)
             if head != b"\xef\xbb\xbf":  # a UTF-8 byte order mark is not content
                 f.seek(0)
@@ -78,30 +87,43 @@ def _stream(formats: list[tuple[str | Path, str]], limits: ReadLimits) -> Iterat
         source = str(path)
         try:
             for index, value in _records(path, fmt, limits):
-                yield _item(value, source, index, limits)
+                yield record_item(value, source, index, limits)
         except OSError as e:
             raise SourceError(f"{source}: reading failed: {e}") from None
 
 
 def _records(path: str | Path, fmt: str, limits: ReadLimits) -> Iterator[tuple[int, Any]]:
     if fmt == "parquet":
-        try:
-            pf = open_parquet(Path(path))
-        except ParquetOpenError as e:
-            raise SourceError(f"{path}: {e}") from None
-        try:
+        with opened_parquet(path) as pf:
             yield from iter_parquet(pf)
-        finally:
-            pf.close()
         return
-    with open(path, "rb") as f:
+    with fsio.open_binary(path) as f:
         if fmt == "jsonl":
             yield from iter_jsonl(f, max_record_bytes=limits.max_record_bytes)
         else:
             yield from iter_json_array(f, max_record_bytes=limits.max_record_bytes)
 
 
-def _item(value: Any, source: str, index: int, limits: ReadLimits) -> Conversation | Reject:
+@contextlib.contextmanager
+def opened_parquet(path: str | Path) -> Iterator[pq.ParquetFile]:
+    """A ParquetFile over a local path or an fsspec URL; SourceError when it is not readable Parquet."""
+    raw = fsio.open_binary(path) if fsio.is_url(path) else None
+    try:
+        try:
+            pf = open_parquet(raw if raw is not None else Path(path))
+        except ParquetOpenError as e:
+            raise SourceError(f"{path}: {e}") from None
+        try:
+            yield pf
+        finally:
+            pf.close()
+    finally:
+        if raw is not None:
+            raw.close()
+
+
+def record_item(value: Any, source: str, index: int, limits: ReadLimits) -> Conversation | Reject:
+    """One record as read (parsed JSON, a Parquet row, or the reader's RecordError) -> Conversation or Reject."""
     if isinstance(value, RecordError):
         return Reject(
             provenance=Provenance(source=source, index=index, id=None), reason=value.reason, message=value.message
