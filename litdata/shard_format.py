@@ -11,7 +11,7 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -20,6 +20,8 @@ from litdata.classes import TokenClass
 
 # The array members of every sample, 1-D each, in the order callers unpack them.
 ARRAYS = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
+# Per-image members of samples with images (format 2): each image's expanded count, and tiles for tiling rules.
+IMAGE_ARRAYS = {"image_tokens.npy": np.int32, "image_tiles.npy": np.int32}
 KEY = re.compile(r"^[0-9A-Za-z_-]+$")  # dot-free, so a member name splits into key and suffix at its first dot
 IMAGE = re.compile(r"^img(\d{3,})\.[a-z0-9]+$")  # KEY.imgNNN.EXT, numbered in placeholder order
 T = TypeVar("T")
@@ -84,8 +86,29 @@ def load_array(suffix: str, data: bytes | None) -> np.ndarray:
         raise FormatProblem(suffix, f"not a plain .npy array ({e})") from None
     if not isinstance(a, np.ndarray):  # an .npz archive loads as a lazy mapping of arrays
         raise FormatProblem(suffix, "not a plain .npy array (an .npz archive)")
-    if a.dtype != ARRAYS[suffix] or a.ndim != 1:
-        raise FormatProblem(suffix, f"dtype {a.dtype}{list(a.shape)}, expected {np.dtype(ARRAYS[suffix])}[n]")
+    want = ARRAYS.get(suffix) or IMAGE_ARRAYS[suffix]
+    if a.dtype != want or a.ndim != 1:
+        raise FormatProblem(suffix, f"dtype {a.dtype}{list(a.shape)}, expected {np.dtype(want)}[n]")
+    return a
+
+
+def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: int | None) -> np.ndarray:
+    """Each image's count of positions once expanded, int32 [n_images] in placeholder order: the sample's
+    `image_tokens.npy` (in `arrays`, keyed by suffix), or for shards written before it existed (format 1) `fixed`,
+    the manifest's `config.image_tokens`. Raises FormatProblem when the member is missing and `fixed` is None (a
+    sample without images has no member and needs none), or has the wrong dtype, shape or length, or a negative
+    count."""
+    a = arrays.get("image_tokens.npy")
+    if a is None:
+        if fixed is None and n_images:
+            raise FormatProblem("image_tokens.npy", f"missing ({n_images} images and no fixed count to fall back on)")
+        return np.full(n_images, fixed or 0, dtype=np.int32)
+    if a.dtype != np.int32 or a.ndim != 1:
+        raise FormatProblem("image_tokens.npy", f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
+    if len(a) != n_images:
+        raise FormatProblem("image_tokens.npy", f"{len(a)} counts for {n_images} images")
+    if a.min(initial=0) < 0:
+        raise FormatProblem("image_tokens.npy", f"negative count {int(a.min())}")
     return a
 
 
