@@ -192,3 +192,40 @@ def _copy_with(src: Path, dst: Path, *, edit=lambda name, a: a, drop=lambda name
         del manifest["config"]["image_token_rule"]
     (dst / "manifest.json").write_text(json.dumps(manifest))
     return dst
+
+
+def test_truncation_keeps_each_image_whole_and_the_longest_prefix_that_fits():
+    import dataclasses
+
+    from litdata.classes import class_weights
+    from litdata.demo import DEMO_TOKENIZER_DIR
+    from litdata.encode import EncodeSpec, Encoder
+    from litdata.records import Conversation, ImageRef, Role, Turn
+    from litdata.records.document import ImageBlob
+
+    rule = parse_rule(RULE)
+    sizes = [(2000, 100), (448, 448), (1000, 1000), (900, 300)]
+    spec = EncodeSpec(tokenizer=str(DEMO_TOKENIZER_DIR), template="vicuna_v1", weights=class_weights("lit"),
+                      seq_len=4096, image_tokens=1, overflow="truncate", image_root=None, max_pixels=10**8,
+                      image_rule=rule)
+    enc = Encoder(spec)
+    enc._images = lambda conv: tuple(ImageBlob(ext="png", data=b"", width=w, height=h) for w, h in sizes)
+    text = "Look: <image> and <image> then some words in between <image> and finally <image> what is it?"
+    conv = Conversation(provenance=Provenance(source="t.json", index=0, id="t"), images=tuple(
+        ImageRef(path=f"{i}.png") for i in range(len(sizes))), turns=(Turn(role=Role.USER, text=text),
+                                                                     Turn(role=Role.ASSISTANT, text="A red circle.")))
+    (full,), _ = enc.encode_batch([conv])
+    counts = [rule.count(w, h).tokens for w, h in sizes]
+    assert list(full.image_counts) == counts and len(set(counts)) >= 3
+    image_id = enc.tokinfo.image_token_id
+    width = np.where(full.tokens == image_id, 0, 1)
+    width[full.tokens == image_id] = counts
+    for seq_len in range(20, full.expanded_length() + 1, 3):
+        enc.spec = dataclasses.replace(spec, seq_len=seq_len)
+        (doc,), _ = enc.encode_batch([conv])
+        k = doc.n_tokens
+        assert int(np.count_nonzero(doc.tokens == image_id)) == len(doc.image_counts) == len(doc.images)
+        assert list(doc.image_counts) == counts[: len(doc.image_counts)]
+        assert doc.expanded_length() == int(width[:k].sum()) <= seq_len
+        if k < full.n_tokens:  # the longest prefix: the next token (or its whole image) would not fit
+            assert doc.expanded_length() + int(width[k]) > seq_len
