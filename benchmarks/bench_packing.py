@@ -40,18 +40,20 @@ from benchmarks.report import run_benchmark, Table, add_common_arguments
 TARGET_4096 = 0.99
 
 
-def sample_lengths(records: int, work: Path, tokenizer: str, seed: int) -> np.ndarray:
-    """[(text tokens, images)] of every document of a litdata compile of `records` workload records."""
+def sample_lengths(records: int, work: Path, tokenizer: str, seed: int, compiled: Path | None = None) -> np.ndarray:
+    """[(text tokens, images)] of every document of a litdata compile of `records` workload records (or of the
+    existing compile `compiled`, to skip that step)."""
     from benchmarks.workload import write_workload
     from litdata.cli import main
 
-    wl = write_workload(records, work / "workload", seed, images=min(2000, max(10, records // 10)))
-    out = work / "compiled"
-    argv = ["compile", str(wl.records), "--image-root", str(wl.image_root), "--out", str(out), "--tokenizer",
-            tokenizer, "--seq-len", "8192", "--no-progress", "--overwrite"]  # fmt: skip
-    with contextlib.redirect_stdout(io.StringIO()):
-        if main(argv) != 0:
-            raise RuntimeError(f"litdata compile failed: {' '.join(argv)}")
+    out = compiled or work / "compiled"
+    if compiled is None:
+        wl = write_workload(records, work / "workload", seed, images=min(2000, max(10, records // 10)))
+        argv = ["compile", str(wl.records), "--image-root", str(wl.image_root), "--out", str(out), "--tokenizer",
+                tokenizer, "--seq-len", "8192", "--no-progress", "--overwrite"]  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()):
+            if main(argv) != 0:
+                raise RuntimeError(f"litdata compile failed: {' '.join(argv)}")
     rows = []
     for shard in sorted(out.glob("*.tar")):
         with tarfile.open(shard) as tar:
@@ -112,7 +114,7 @@ def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tok
 
 
 def measure(args: argparse.Namespace, work: Path) -> list[Table]:
-    sample = sample_lengths(args.sample_records, work, args.tokenizer, args.seed)
+    sample = sample_lengths(args.sample_records, work, args.tokenizer, args.seed, args.lengths_from)
     rng = np.random.default_rng(args.seed)
     drawn = sample[rng.integers(0, len(sample), size=args.docs)]
     tokens, images = drawn[:, 0], drawn[:, 1]
@@ -231,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "this many documents",
     )
     ap.add_argument("--tokenizer", default=str(DEMO_TOKENIZER_DIR))
+    ap.add_argument("--lengths-from", type=Path, help="take the length sample from this existing compile of the "
+                                                      "workload (at seq_len 8192) instead of compiling one")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
     add_common_arguments(ap)

@@ -59,8 +59,12 @@ def _qwen(tokenizer, cls_name: str, path: Path, monkeypatch):
     import json
 
     import transformers
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from transformers.processing_utils import ProcessorMixin
+
+    try:  # transformers 5: the PIL backend (the default one needs torchvision)
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    except ImportError:
+        from transformers import Qwen2VLImageProcessor as Qwen2VLImageProcessorPil
 
     check = ProcessorMixin.check_argument_for_proper_class
     monkeypatch.setattr(ProcessorMixin, "check_argument_for_proper_class",
