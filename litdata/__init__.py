@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 FORMAT_NAME = "litdata-packed"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: KEY.image_tokens.npy per sample with images, config.image_token_rule

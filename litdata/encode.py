@@ -26,13 +26,28 @@ class EncodeSpec:
     template: str
     weights: dict  # TokenClass -> float, already resolved for the mode and overrides
     seq_len: int
-    image_tokens: int
+    image_tokens: int  # the fixed count, used when `image_rule` is None
     overflow: str  # "drop" | "truncate"
     image_root: str | None
     max_pixels: int
     max_image_bytes: int = 64 * 2**20  # images over this many bytes are rejected (image_too_large)
     template_shapes: frozenset[str] = frozenset()
     harmful: object | None = None  # litdata.classify HarmfulSettings
+    image_rule: object | None = None  # litdata.image_tokens.ImageTokenRule; None: fixed `image_tokens`
+
+    def rule(self):
+        from litdata.image_tokens import FixedRule
+
+        return self.image_rule if self.image_rule is not None else FixedRule(tokens=self.image_tokens)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Images:
+    """A record's verified images with each one's count under the --image-tokens rule."""
+
+    blobs: tuple[ImageBlob, ...]
+    counts: tuple[int, ...]
+    tiles: tuple[int, ...]  # empty unless the rule tiles
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,15 +81,18 @@ class Encoder:
 
         root = spec.image_root
         self.image_root = None if not root else root if is_url(root) else Path(root)  # Path() mangles s3://
+        self.rule = spec.rule()
 
     def encode_batch(self, items: Sequence[Conversation | Reject]) -> tuple[list[Document | Reject], list[AuditHit]]:
         out: list[Document | Reject | None] = list(items)
         audit: list[AuditHit] = []
-        images: dict[int, tuple[ImageBlob, ...]] = {}
+        images: dict[int, _Images] = {}
         live: list[int] = []
         for i, item in enumerate(items):
             if isinstance(item, Conversation):
                 got = self._images(item)
+                if not isinstance(got, Reject):
+                    got = self._counted(item, got)
                 if isinstance(got, Reject):
                     out[i] = got
                 else:
@@ -121,6 +139,21 @@ class Encoder:
             blobs.append(got)
         return tuple(blobs)
 
+    def _counted(self, conv: Conversation, blobs: tuple[ImageBlob, ...]) -> _Images | Reject:
+        """Each image's count under the --image-tokens rule, from the size its header gave (no pixel decode)."""
+        from litdata.image_tokens import RuleError
+
+        counts, tiles = [], []
+        for n, blob in enumerate(blobs):
+            try:
+                count = self.rule.count(blob.width, blob.height)
+            except RuleError as e:
+                return Reject(provenance=conv.provenance, reason=RejectReason.IMAGE_UNCOUNTABLE,
+                              message=f"image {n} ({blob.width}x{blob.height}): {self.rule.spec}: {e}")
+            counts.append(count.tokens)
+            tiles.append(count.tiles)
+        return _Images(blobs=blobs, counts=tuple(counts), tiles=tuple(tiles) if self.rule.tiled else ())
+
     @staticmethod
     def _audit(conv: Conversation, labels, action: str) -> list[AuditHit]:
         p = conv.provenance
@@ -132,31 +165,39 @@ class Encoder:
             if s.cls is TokenClass.HARMFUL
         ]
 
-    def _document(self, conv: Conversation, images: tuple[ImageBlob, ...], ids: np.ndarray,
+    def _document(self, conv: Conversation, images: _Images, ids: np.ndarray,
                   classes: np.ndarray, trimmed: tuple[int, ...] = ()) -> Document | Reject:
         spec, image_id = self.spec, self.tokinfo.image_token_id
         is_image = ids == image_id
-        if int(is_image.sum()) != len(images):
+        blobs, counts, tiles = images.blobs, images.counts, images.tiles
+        if int(is_image.sum()) != len(blobs):
             return Reject(provenance=conv.provenance, reason=RejectReason.TEMPLATE_ERROR,
-                          message=f"{int(is_image.sum())} image tokens after tokenization for {len(images)} images")
-        expanded = ids.shape[0] + len(images) * (spec.image_tokens - 1)
+                          message=f"{int(is_image.sum())} image tokens after tokenization for {len(blobs)} images")
+        # Positions per token once expanded: each placeholder takes its image's count, in placeholder order.
+        width = np.ones(ids.shape[0], dtype=np.int64)
+        width[is_image] = counts
+        expanded = int(width.sum())
         truncated_from = None
         if expanded > spec.seq_len:
             if spec.overflow == "drop":
+                same = set(counts) or {self.rule.fixed or 0}  # the message as before for fixed counts
+                shown = f"x {same.pop()}" if len(same) == 1 else f"of {list(counts)[:8]} tokens"
                 return Reject(provenance=conv.provenance, reason=RejectReason.TOO_LONG,
                               message=f"{expanded} tokens with images expanded > --seq-len {spec.seq_len} "
-                                      f"({ids.shape[0]} text tokens, {len(images)} images x {spec.image_tokens})")
-            # Keep the longest prefix that fits; a placeholder is one token, so it is kept whole or dropped whole.
-            cum = np.cumsum(np.where(is_image, spec.image_tokens, 1))
-            keep = int(np.searchsorted(cum, spec.seq_len, side="right"))
+                                      f"({ids.shape[0]} text tokens, {len(blobs)} images {shown})")
+            # Keep the longest prefix that fits; a placeholder is one token, so its image is kept whole or dropped
+            # whole, whatever its count.
+            keep = int(np.searchsorted(np.cumsum(width), spec.seq_len, side="right"))
             truncated_from = int(ids.shape[0])
-            images = images[: int(is_image[:keep].sum())]
+            kept = int(is_image[:keep].sum())
+            blobs, counts, tiles = blobs[:kept], counts[:kept], tiles[:kept]
             ids, classes = ids[:keep], classes[:keep]
         p = conv.provenance
-        meta = {"id": p.id, "file": p.source, "index": p.index, "tokens": int(ids.shape[0]), "images": len(images)}
+        meta = {"id": p.id, "file": p.source, "index": p.index, "tokens": int(ids.shape[0]), "images": len(blobs)}
         if truncated_from is not None:
             meta["truncated_from"] = truncated_from
         if trimmed:  # the chat template trimmed these turns' whitespace (Llama 3, Gemma), as its reference does
             meta["trimmed_turns"] = list(trimmed)
         return Document(provenance=p, tokens=ids, classes=classes, weights=weigh(classes, self.table),
-                        images=images, truncated_from=truncated_from, meta=meta)
+                        images=blobs, truncated_from=truncated_from, meta=meta, image_counts=counts,
+                        image_tiles=tiles)

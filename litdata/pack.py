@@ -1,7 +1,8 @@
 """Bin packing of documents into sequences of at most `seq_len` expanded tokens.
 
-Lengths are counted with every image placeholder expanded to `image_tokens` positions, since that is what the
-model sees. Documents arrive as a stream and are packed in windows of `window` documents (8192 by default), so
+Lengths are counted with every image placeholder expanded to its image's count of positions (the --image-tokens
+rule's, carried by each document; `image_tokens` for documents made without one), since that is what the model
+sees. Documents arrive as a stream and are packed in windows of `window` documents (8192 by default), so
 memory stays bounded. Three algorithms:
 - `fill` (default): subset-sum fill (litdata/binpack.py); up to `carry` documents of a window that fill leaves
   over wait for the next one, where they fill gaps;
@@ -44,7 +45,7 @@ PACKING_ALGORITHMS = ("fill", "best-fit", "lp")
 @dataclass(frozen=True, kw_only=True)
 class PackSettings:
     seq_len: int
-    image_tokens: int
+    image_tokens: int  # per image, for documents without per-image counts
     # lp solves one LP per window at a fixed cost (about 1 s at seq_len 4096 once warm): larger windows are faster
     # and slightly tighter for it, but every document of a window is held in memory.
     window: int = 8192

@@ -37,6 +37,7 @@ class CompileConfig:
     template: str = "vicuna_v1"
     seq_len: int = 2048
     image_tokens: int = 576
+    image_token_rule: object | None = None  # litdata.image_tokens rule (tiles, processor); None: fixed image_tokens
     mode: str = "lit"
     weight_overrides: dict = field(default_factory=dict)  # TokenClass -> float
     overflow: str = "drop"
@@ -58,6 +59,12 @@ class CompileConfig:
     @property
     def weights(self) -> dict[TokenClass, float]:
         return class_weights(self.mode, self.weight_overrides)
+
+    @property
+    def rule(self):
+        from litdata.image_tokens import FixedRule
+
+        return self.image_token_rule if self.image_token_rule is not None else FixedRule(tokens=self.image_tokens)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,9 +142,9 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
                       max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),
-                      template_shapes=table.template_shapes(), harmful=cfg.harmful)
+                      template_shapes=table.template_shapes(), harmful=cfg.harmful, image_rule=cfg.rule)
     stats = CompileStats(seq_len=cfg.seq_len)
-    packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.image_tokens,
+    packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.rule.fixed or 1,
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
     writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences,
                          claim=out.claim)
@@ -210,7 +217,7 @@ def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, t
             "image_token_id": tokinfo.image_token_id,
             "template": cfg.template,
             "seq_len": cfg.seq_len,
-            "image_tokens": cfg.image_tokens,
+            **_image_token_config(cfg.rule),
             "mode": cfg.mode,
             "weights": {c.label: w for c, w in sorted(cfg.weights.items())},
             "overflow": cfg.overflow,
@@ -236,3 +243,12 @@ def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, t
         "shards": [s.to_json() for s in shards],
     }
 
+
+
+def _image_token_config(rule) -> dict:
+    """config.image_tokens (the count for fixed rules, else null so that a reader of format 1 cannot take one
+    count for all), config.image_token_rule, and for processor rules the parameters the counts depend on."""
+    out = {"image_tokens": rule.fixed, "image_token_rule": rule.spec}
+    if rule.spec.startswith("processor:"):
+        out["image_token_processor"] = rule.to_json()
+    return out

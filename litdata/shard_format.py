@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -25,6 +25,8 @@ from litdata.classes import TokenClass
 
 # The array members of every sample, 1-D each, in the order callers unpack them.
 ARRAYS = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
+# Per-image members of samples with images (format 2): each image's expanded count, and tiles for tiling rules.
+IMAGE_ARRAYS = {"image_tokens.npy": np.int32, "image_tiles.npy": np.int32}
 KEY = re.compile(r"^[0-9A-Za-z_-]+$")  # dot-free, so a member name splits into key and suffix at its first dot
 IMAGE = re.compile(r"^img(\d{3,})\.[a-z0-9]+$")  # KEY.imgNNN.EXT, numbered in placeholder order
 SHARD_NAME = re.compile(r"^shard-[0-9]{6,}\.tar$")  # the writer's names (write/shards.py SHARD_PATTERN)
@@ -166,7 +168,7 @@ def load_array(suffix: str, data: bytes | None, max_items: int | None = None,
         raise FormatProblem(suffix, f"not a plain .npy array ({e})") from None
     if dtype.hasobject:  # its data is a pickle; nothing is ever unpickled
         raise FormatProblem(suffix, f"not a plain .npy array (dtype {dtype} holds Python objects)")
-    want = np.dtype(want_dtype or ARRAYS[suffix])
+    want = np.dtype(want_dtype or ARRAYS.get(suffix) or IMAGE_ARRAYS[suffix])
     if dtype != want or len(shape) != 1:
         raise FormatProblem(suffix, f"dtype {dtype}{list(shape)}, expected {want}[n]")
     n, held = shape[0], len(data) - f.tell()
@@ -175,6 +177,26 @@ def load_array(suffix: str, data: bytes | None, max_items: int | None = None,
     if n * dtype.itemsize != held:
         raise FormatProblem(suffix, f"declares {n} items ({n * dtype.itemsize} bytes), the member holds {held}")
     return np.frombuffer(data, dtype=dtype, count=n, offset=f.tell()).copy()  # a writable array, as np.load gave
+
+
+def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: int | None) -> np.ndarray:
+    """Each image's count of positions once expanded, int32 [n_images] in placeholder order: the sample's
+    `image_tokens.npy` (in `arrays`, keyed by suffix), or for shards written before it existed (format 1) `fixed`,
+    the manifest's `config.image_tokens`. Raises FormatProblem when the member is missing and `fixed` is None (a
+    sample without images has no member and needs none), or has the wrong dtype, shape or length, or a negative
+    count."""
+    a = arrays.get("image_tokens.npy")
+    if a is None:
+        if fixed is None and n_images:
+            raise FormatProblem("image_tokens.npy", f"missing ({n_images} images and no fixed count to fall back on)")
+        return np.full(n_images, fixed or 0, dtype=np.int32)
+    if a.dtype != np.int32 or a.ndim != 1:
+        raise FormatProblem("image_tokens.npy", f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
+    if len(a) != n_images:
+        raise FormatProblem("image_tokens.npy", f"{len(a)} counts for {n_images} images")
+    if a.min(initial=0) < 0:
+        raise FormatProblem("image_tokens.npy", f"negative count {int(a.min())}")
+    return a
 
 
 def load_json(data: bytes | None, *, documents: bool = False) -> Any:

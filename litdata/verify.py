@@ -17,6 +17,7 @@ import numpy as np
 from litdata import FORMAT_NAME, shard_format
 from litdata.classes import TokenClass, weight_table
 from litdata.verify_files import ShardTotals, side_file_problems
+from litdata.verify_images import image_counts
 
 
 @dataclass
@@ -42,7 +43,7 @@ def _check_sample(m: dict[str, bytes], cfg: dict, table: np.ndarray,
         except shard_format.FormatProblem as p:
             errs.append(str(p))
     images = shard_format.image_suffixes(m)
-    extra = sorted(set(m) - set(shard_format.ARRAYS) - {"json", *images})
+    extra = sorted(set(m) - set(shard_format.ARRAYS) - set(shard_format.IMAGE_ARRAYS) - {"json", *images})
     if extra:
         errs.append(f"unexpected members {extra}")
     if errs:
@@ -62,7 +63,12 @@ def _check_sample(m: dict[str, bytes], cfg: dict, table: np.ndarray,
     n_img = int(np.count_nonzero(tokens == cfg["image_token_id"]))
     if [s.partition(".")[0] for s in images] != [f"img{i:03d}" for i in range(n_img)]:
         errs.append(f"{n_img} image tokens but image members {images}")
-    expanded = len(tokens) + n_img * (cfg["image_tokens"] - 1)
+    try:
+        counts = image_counts(m, [m[s] for s in images] if len(images) == n_img else None, n_img, cfg)
+    except shard_format.FormatProblem as p:
+        errs.append(str(p))
+        counts = np.zeros(0, dtype=np.int32)
+    expanded = len(tokens) + int(counts.sum()) - len(counts)
     if expanded > cfg["seq_len"]:
         errs.append(f"expanded length {expanded} > seq_len {cfg['seq_len']}")
     if totals is not None and len(classes) == len(tokens):

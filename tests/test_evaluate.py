@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("megatron.core")
 
 from adapters.megatron import evaluate as ev
-from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.batch import PackedSequence
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
 from adapters.megatron.models import build_llava, preset

@@ -1,8 +1,8 @@
 """Collation: packed sequences -> one Megatron micro-batch (the batch contract, numpy-vectorised).
 
 Contract notes (decided on the loader side; the model/loss side relies on them):
-- `cu_seqlens` is in IMAGE-EXPANDED space (each image placeholder counts `image_tokens`) only when the
-  loader decodes images (an `ImageSpec` was given): that is the space the LLaVA model attends in. Without
+- `cu_seqlens` is in IMAGE-EXPANDED space (each image placeholder counts its image's count: the sample's
+  `image_tokens.npy`, or `image_tokens` for shards without it) only when the loader decodes images (an `ImageSpec` was given): that is the space the LLaVA model attends in. Without
   images the model sees the tokens as they are, so `cu_seqlens` is in token space (`image_tokens` = 1).
 - Each sequence's padding is its own segment in `cu_seqlens` (so `cu_seqlens[-1] == B * S`), which is what
   THD `PackedSeqParams` with padding needs; a sequence that fills S exactly has no padding segment.
@@ -35,8 +35,10 @@ class PackedSequence:
     classes: np.ndarray  # uint8 [n]
     cu_seqlens: np.ndarray  # int32 [d+1], document starts in token space, last entry n
     images_per_doc: np.ndarray  # int32 [d]
-    images: tuple[np.ndarray, ...] = ()  # float32 [3, H, W] each, in placeholder order
+    images: tuple[np.ndarray, ...] = ()  # float32 [3, H, W] each, in placeholder order (tiles: each tile)
     meta: Any = None
+    image_counts: np.ndarray | None = None  # int32 [images]: positions per image; None: the fixed count
+    image_tiles: np.ndarray | None = None  # int32 [images]: tiles per image (tiling rules); None: one each
 
     @property
     def n_tokens(self) -> int:
@@ -74,12 +76,11 @@ def collate(
     label_classes = np.full((b, s), PAD_CLASS, dtype=np.uint8)
     position_ids = np.empty((b, s), dtype=np.int64)
     document_ids = np.full((b, s), -1, dtype=np.int32)
-    extra = (image_tokens - 1) if image_tokens else 0
     segments: list[np.ndarray] = []
     for row, seq in enumerate(seqs):
         n, cu = seq.n_tokens, seq.cu_seqlens
         lengths = np.diff(cu)
-        expanded = lengths + seq.images_per_doc * extra
+        expanded = lengths + _image_extra(seq, image_tokens)
         n_exp = int(expanded.sum())
         if n > s or n_exp > s:
             raise ValueError(
@@ -113,9 +114,34 @@ def collate(
     if image_size is not None:
         images = [img for seq in seqs for img in seq.images]
         for seq in seqs:
-            if len(seq.images) != int(seq.images_per_doc.sum()):
+            n_img = int(seq.images_per_doc.sum())
+            tiles = int(seq.image_tiles.sum()) if seq.image_tiles is not None else n_img
+            if len(seq.images) != tiles:
                 raise ValueError(f"sequence {seq.key} of shard {seq.shard}: images were not decoded")
-        batch["num_images"] = torch.tensor([len(seq.images) for seq in seqs], dtype=torch.int32)
+        batch["num_images"] = torch.tensor([int(seq.images_per_doc.sum()) for seq in seqs], dtype=torch.int32)
+        batch["image_token_counts"] = torch.from_numpy(np.concatenate(
+            [_counts(seq, image_tokens) for seq in seqs] + [np.zeros(0, np.int64)]))
+        batch["num_image_tiles"] = torch.from_numpy(np.concatenate(
+            [seq.image_tiles.astype(np.int64) if seq.image_tiles is not None
+             else np.ones(int(seq.images_per_doc.sum()), np.int64) for seq in seqs] + [np.zeros(0, np.int64)]))
         batch["images"] = torch.from_numpy(np.stack(images)) if images else torch.zeros((0, 3, image_size, image_size))
         batch["image_tokens"] = int(image_tokens or 1)
     return batch
+
+
+def _counts(seq: PackedSequence, image_tokens: int | None) -> np.ndarray:
+    """Each image's positions once expanded, int64 [images]."""
+    n = int(seq.images_per_doc.sum())
+    if seq.image_counts is not None:
+        return seq.image_counts.astype(np.int64)
+    return np.full(n, image_tokens or 1, dtype=np.int64)
+
+
+def _image_extra(seq: PackedSequence, image_tokens: int | None) -> np.ndarray:
+    """Per document, the positions its images add beyond their placeholders (0 in token space, i.e. when images
+    are not decoded)."""
+    if not image_tokens:
+        return np.zeros_like(seq.images_per_doc, dtype=np.int64)
+    docs = seq.images_per_doc.shape[0]
+    doc_of = np.repeat(np.arange(docs), seq.images_per_doc)
+    return np.bincount(doc_of, weights=_counts(seq, image_tokens) - 1, minlength=docs).astype(np.int64)

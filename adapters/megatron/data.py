@@ -43,7 +43,7 @@ import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from adapters.megatron.batch import PackedSequence
-from adapters.megatron.images import ImageSpec, preprocess
+from adapters.megatron.images import ImageSpec, preprocess, preprocess_tiles
 from adapters.megatron.reweigh import Reweigh
 from adapters.megatron.shards import CorruptShardError, RawSequence, ShardInfo, iter_shard, resolve_shards
 
@@ -95,6 +95,8 @@ class PackedShardDataset(IterableDataset):
         if image_spec is not None and image_tokens is None and "image_tokens" not in self.shardset.config:
             raise ValueError("image_tokens is needed to expand cu_seqlens: pass it, or read shards with a manifest")
         self._image_tokens = image_tokens
+        self._per_image_counts = self.shardset.config.get("image_token_rule") is not None  # format 2
+        self._tile_rule = self._tiles(self.shardset.config)
         self.dp_rank, self.dp_size, self.seed, self.shuffle, self.epochs = dp_rank, dp_size, seed, shuffle, epochs
         self.reweigh, self.image_spec, self.skip_corrupt = reweigh, image_spec, skip_corrupt
         self.verify_checksums = verify_checksums
@@ -115,6 +117,18 @@ class PackedShardDataset(IterableDataset):
     @property
     def image_tokens(self) -> int:
         return self._image_tokens or self.shardset.image_tokens
+
+    @staticmethod
+    def _tiles(config: Any) -> Any:
+        """The compile's tile rule (images are then cut into its tiles), or None."""
+        from litdata.image_tokens import rule_from_config
+
+        rule = rule_from_config(config) if config.get("image_token_rule") else None
+        return rule if rule is not None and rule.tiled else None
+
+    @property
+    def tiled(self) -> bool:
+        return self._tile_rule is not None
 
     @property
     def stats(self) -> LoadStats:
@@ -194,8 +208,10 @@ class PackedShardDataset(IterableDataset):
     def _finish(self, raw: RawSequence) -> PackedSequence | None:
         weights = self.reweigh.apply(raw.classes, raw.cu_seqlens) if self.reweigh else raw.weights
         images: tuple[np.ndarray, ...] = ()
+        counts, tiles = None, None
         if self.image_spec is not None:
             try:
+                counts, tiles = self._image_counts(raw)
                 images = self._decode_images(raw)
             except CorruptShardError as exn:
                 if not self.skip_corrupt:
@@ -212,7 +228,24 @@ class PackedShardDataset(IterableDataset):
             images_per_doc=raw.images_per_doc,
             images=images,
             meta=raw.meta,
+            image_counts=counts,
+            image_tiles=tiles,
         )
+
+    def _image_counts(self, raw: RawSequence) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each image's count of positions (KEY.image_tokens.npy; format 1: the fixed count) and tiles."""
+        from litdata.shard_format import FormatProblem, image_token_counts
+
+        n = int(raw.images_per_doc.sum())
+        arrays = {k: v for k, v in (("image_tokens.npy", raw.image_counts), ("image_tiles.npy", raw.image_tiles))
+                  if v is not None}
+        try:
+            counts = image_token_counts(arrays, n, None if self._per_image_counts else self.image_tokens)
+            if self._tile_rule is not None and (raw.image_tiles is None or len(raw.image_tiles) != n):
+                raise FormatProblem("image_tiles.npy", f"needs {n} tile counts for rule {self._tile_rule.spec}")
+        except FormatProblem as p:
+            raise CorruptShardError(raw.shard, f"{raw.key}.{p.member}", p.reason) from None
+        return counts, raw.image_tiles if self._tile_rule is not None else None
 
     def _decode_images(self, raw: RawSequence) -> tuple[np.ndarray, ...]:
         expected = int(raw.images_per_doc.sum())
@@ -221,11 +254,18 @@ class PackedShardDataset(IterableDataset):
                 raw.shard, f"{raw.key}.img*", f"{len(raw.image_bytes)} images for {expected} placeholders"
             )
         out = []
-        for member, data in zip(raw.image_members, raw.image_bytes):
+        for i, (member, data) in enumerate(zip(raw.image_members, raw.image_bytes)):
             try:
-                out.append(preprocess(data, self.image_spec))
+                if self._tile_rule is None:
+                    out.append(preprocess(data, self.image_spec))
+                    continue
+                tiles = preprocess_tiles(data, self.image_spec, self._tile_rule)
             except ValueError as exn:
                 raise CorruptShardError(raw.shard, member, str(exn)) from None
+            if raw.image_tiles is not None and len(tiles) != int(raw.image_tiles[i]):
+                raise CorruptShardError(raw.shard, member, f"cut into {len(tiles)} tiles, image_tiles.npy says "
+                                                           f"{int(raw.image_tiles[i])}")
+            out.extend(tiles)
         return tuple(out)
 
     def _skipped(self, exn: CorruptShardError, *, shards: int, sequences: int, what: str) -> None:

@@ -38,6 +38,29 @@ def preprocess(data: bytes, spec: ImageSpec) -> np.ndarray:
 
     Only the compiler's raster formats are opened: Pillow's EPS/PS plugins would run Ghostscript on shard
     bytes that claim to be PostScript."""
+    rgb = _decode(data, spec)
+    if spec.pad_to_square:
+        rgb = _expand_to_square(rgb, tuple(int(m * 255) for m in spec.mean))
+    return _normalise(rgb, spec)
+
+
+def preprocess_tiles(data: bytes, spec: ImageSpec, rule) -> list[np.ndarray]:
+    """Encoded image bytes -> its tiles under a `litdata.image_tokens.tiles.TileRule`, each float32
+    [3, size, size], as InternVL's `dynamic_preprocess` cuts them: the image resized to the grid's
+    (columns x tile, rows x tile), cut row by row, then the whole image as a thumbnail when there is more than
+    one tile. The grid is the one the compiler counted, from the same size."""
+    rgb = _decode(data, spec)
+    cols, rows = rule.grid(*rgb.size)
+    t = rule.tile
+    grid = rgb.resize((cols * t, rows * t), Image.Resampling.BICUBIC)
+    tiles = [grid.crop(((i % cols) * t, (i // cols) * t, (i % cols + 1) * t, (i // cols + 1) * t))
+             for i in range(cols * rows)]
+    if rule.thumbnail and cols * rows != 1:
+        tiles.append(rgb.resize((t, t), Image.Resampling.BICUBIC))
+    return [_normalise(tile, spec) for tile in tiles]
+
+
+def _decode(data: bytes, spec: ImageSpec) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -53,8 +76,10 @@ def preprocess(data: bytes, spec: ImageSpec) -> np.ndarray:
         # reach the caller as ValueError so that skip_corrupt can skip the shard.
         except Exception as exn:  # noqa: BLE001
             raise ValueError(f"undecodable image ({type(exn).__name__}: {exn})") from None
-    if spec.pad_to_square:
-        rgb = _expand_to_square(rgb, tuple(int(m * 255) for m in spec.mean))
+    return rgb
+
+
+def _normalise(rgb: Image.Image, spec: ImageSpec) -> np.ndarray:
     rgb = rgb.resize((spec.size, spec.size), Image.Resampling.BICUBIC)
     pixels = np.asarray(rgb, dtype=np.float32) * np.float32(1.0 / 255.0)
     pixels -= np.asarray(spec.mean, dtype=np.float32)

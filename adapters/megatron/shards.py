@@ -106,6 +106,9 @@ class RawSequence:
     image_members: tuple[str, ...]  # member names, in placeholder order
     image_bytes: tuple[bytes, ...]
     meta: Any
+    # KEY.image_tokens.npy / KEY.image_tiles.npy as stored (format 2); None where absent (format 1, no images)
+    image_counts: np.ndarray | None = None
+    image_tiles: np.ndarray | None = None
 
 
 def load_manifest(path: str | os.PathLike) -> dict:
@@ -254,6 +257,7 @@ def decode_sample(
         meta = shard_format.load_json(members.get("json"))
         if problems := shard_format.array_problems(tokens, weights, classes, cu, vocab_size=vocab_size):
             raise problems[0]
+        per_image = {s: shard_format.load_array(s, members[s]) for s in shard_format.IMAGE_ARRAYS if s in members}
     except shard_format.FormatProblem as exn:
         raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None
     images = shard_format.image_suffixes(members)
@@ -275,4 +279,6 @@ def decode_sample(
         image_members=tuple(f"{key}.{m}" for m in images),
         image_bytes=tuple(members[m] for m in images),
         meta=meta,
+        image_counts=per_image.get("image_tokens.npy"),
+        image_tiles=per_image.get("image_tiles.npy"),
     )

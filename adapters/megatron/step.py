@@ -57,9 +57,10 @@ class Expansion:
     last: Tensor  # [b, L] bool
 
     @classmethod
-    def of(cls, is_image: Tensor, image_tokens: int, length: int) -> Expansion:
+    def of(cls, is_image: Tensor, image_tokens: int | Tensor, length: int) -> Expansion:
+        """`image_tokens`: one count for every image, or each image's count ([images], placeholder order)."""
         b, s = is_image.shape
-        ends = torch.where(is_image, image_tokens, 1).cumsum(1)  # exclusive end of each token's run
+        ends = runs(is_image, image_tokens).cumsum(1)  # exclusive end of each token's run
         q = torch.arange(length, device=is_image.device).expand(b, length).contiguous()
         source = torch.searchsorted(ends, q, right=True)
         valid = source < s
@@ -77,9 +78,19 @@ class Expansion:
         return torch.where(self.last, values.gather(1, self.source), fill)
 
 
-def expanded_length(is_image: Tensor, image_tokens: int, max_length: int) -> int:
+def runs(is_image: Tensor, image_tokens: int | Tensor) -> Tensor:
+    """Positions each token takes once expanded, [b, s]: 1 for text, the image's count for a placeholder (row-major
+    order of the placeholders is the batch's image order)."""
+    if isinstance(image_tokens, int):
+        return torch.where(is_image, image_tokens, 1)
+    out = torch.ones(is_image.shape, dtype=torch.long, device=is_image.device)
+    out[is_image] = image_tokens.to(out.device, torch.long)
+    return out
+
+
+def expanded_length(is_image: Tensor, image_tokens: int | Tensor, max_length: int) -> int:
     """LLaVAModel's combined length: the longest expanded row (padding included), cut at its maximum."""
-    longest = int(is_image.sum(1).max()) * (image_tokens - 1) + is_image.shape[1] if is_image.numel() else 0
+    longest = int(runs(is_image, image_tokens).sum(1).max()) if is_image.numel() else 0
     return min(longest, max_length)
 
 
@@ -108,10 +119,17 @@ def expand_batch(batch: dict, *, image_token_index: int, image_tokens: int, max_
     tokens = batch["tokens"]
     is_image = tokens == image_token_index
     n_img = int(is_image.sum())
-    if "images" not in batch or n_img != batch["images"].shape[0]:
+    tiles = batch.get("num_image_tiles")
+    want = int(tiles.sum()) if tiles is not None and len(tiles) == n_img else n_img
+    if "images" not in batch or want != batch["images"].shape[0]:
         got = batch["images"].shape[0] if "images" in batch else "no"
-        raise ValueError(f"batch has {n_img} image placeholders (token {image_token_index}) but {got} images")
-    x = Expansion.of(is_image, image_tokens, expanded_length(is_image, image_tokens, max_length))
+        raise ValueError(f"batch has {n_img} image placeholders (token {image_token_index}) for {want} image tiles "
+                         f"but {got} images")
+    # Each image's count (the shards' image_tokens.npy) where the batch carries them; LLaVAModel expands image i
+    # to num_image_tiles[i] x img_seq_len embeddings, which the trainer checked equals that count.
+    counts = batch.get("image_token_counts")
+    per_image: int | Tensor = counts if counts is not None and len(counts) == n_img else image_tokens
+    x = Expansion.of(is_image, per_image, expanded_length(is_image, per_image, max_length))
     next_is_image = torch.zeros_like(is_image)
     next_is_image[:, :-1] = is_image[:, 1:]
     weights = batch["loss_mask"].masked_fill(next_is_image, 0)
@@ -138,10 +156,19 @@ def forward_step(sm: StepModel, loss: WeightedLoss, data_iterator: Iterator[dict
     ce, _ = model(
         images.to(sm.image_dtype), batch["tokens"], pos, None, labels=batch["labels"],
         loss_mask=batch["text_loss_mask"],
-        num_image_tiles=torch.ones(images.shape[0], dtype=torch.int, device=batch["tokens"].device),
+        num_image_tiles=_tiles(batch, images.shape[0]),
         image_token_index=sm.image_token_index,
     )
     return ce, functools.partial(loss, batch["loss_mask"], batch.get("label_classes"))
+
+
+def _tiles(batch: dict, n_images: int) -> Tensor:
+    """Tiles per image for LLaVAModel: the batch's `num_image_tiles` (tiling rules), else one each."""
+    tiles = batch.get("num_image_tiles")
+    device = batch["tokens"].device
+    if tiles is None or int(tiles.sum()) != n_images:
+        return torch.ones(n_images, dtype=torch.int, device=device)
+    return tiles.to(device, torch.int)
 
 
 def train_step(

@@ -157,6 +157,25 @@ def check_image_tokens(data: str, compiled: int, margs: Any) -> None:
         )
 
 
+def check_image_rule(data: str, config: Any, margs: Any) -> None:
+    """LLaVAModel gives image i `num_image_tiles[i] x img_seq_len` embeddings: fixed rules need image_tokens ==
+    img_seq_len, tile rules per_tile == img_seq_len (the loader cuts the tiles and passes their count); other
+    per-image counts (processor rules such as llava_next or qwen2_vl) cannot be expressed that way."""
+    from litdata.image_tokens import rule_from_config
+
+    rule = rule_from_config(config)
+    if rule.fixed is not None:  # fixed:N, or a processor whose count is the same for every image (llava)
+        check_image_tokens(data, rule.fixed, margs)
+    elif rule.tiled:
+        emitted = vision_tokens(margs)
+        if rule.per_tile != emitted:
+            raise ValueError(f"{data}: the shards were compiled with {rule.spec} but the ViT ({margs.img_size}px, "
+                             f"patch {margs.patch_dim}) emits {emitted} tokens per tile; recompile with per_tile={emitted}")
+    else:
+        raise ValueError(f"{data}: image token rule {rule.spec} is not supported by the Megatron trainer: LLaVAModel "
+                         "expands an image to tiles x img_seq_len embeddings; compile with fixed:N or tiles:...")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     from megatron.core import parallel_state
@@ -178,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if margs.vision:
         if shardset.config.get("image_token_id") is None:
             raise ValueError(f"{a.data}: the manifest names no image_token_id; llava needs one")
-        check_image_tokens(a.data, shardset.image_tokens, margs)
+        check_image_rule(a.data, shardset.config, margs)
     device, dp_group, dp_rank, dp_size = init_distributed(tp, a.seed)
     accumulate = 1
     if a.global_batch_size:

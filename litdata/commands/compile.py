@@ -56,8 +56,10 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=_out_path, help="output folder for shards and manifest (or an fsspec URL, s3://...)")
     p.add_argument("--template", default="vicuna_v1", choices=TEMPLATE_NAMES, help="chat template (default vicuna_v1)")
     p.add_argument("--seq-len", type=positive_int, default=2048, help="packed sequence length, images expanded")
-    p.add_argument("--image-tokens", type=positive_int, default=576,
-                   help="positions one image takes in the model (576 for CLIP ViT-L/14 at 336px)")
+    p.add_argument("--image-tokens", default="576", metavar="RULE",
+                   help="positions each image takes in the model: N or fixed:N (576 for CLIP ViT-L/14 at 336px), "
+                        "tiles:tile=448,max=12,min=1,thumbnail=1,per_tile=256 (InternVL/Megatron tiling), or "
+                        "processor:DIR (a local Hugging Face processor: llava, llava_next, qwen2_vl, qwen2_5_vl)")
     p.add_argument("--mode", choices=MODES, default="lit", help="lit: instruction + response get loss; vit: response")
     p.add_argument("--weight", action="append", metavar="CLASS=W", help="per-class loss weight, e.g. instruction=0.5")
     p.add_argument("--overflow", choices=("drop", "truncate"), default="drop",
@@ -117,12 +119,16 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
                                        else Path(image_root).is_dir()):
         raise UsageError(f"--image-root {image_root}: no such folder")
     try:
+        from litdata.image_tokens import FixedRule, parse_rule
+
+        rule = parse_rule(str(args.image_tokens))
         overrides = parse_weight_overrides(args.weight)
         mining = mining_settings_from_args(args)
         harmful = harmful_settings_from_args(args)
         cfg = CompileConfig(
             sources=tuple(str(s) for s in sources), out=args.out, tokenizer=str(tokenizer), image_root=image_root,
-            template=args.template, seq_len=args.seq_len, image_tokens=args.image_tokens, mode=args.mode,
+            template=args.template, seq_len=args.seq_len, mode=args.mode,
+            image_tokens=rule.fixed or 1, image_token_rule=None if isinstance(rule, FixedRule) else rule,
             weight_overrides=overrides, overflow=args.overflow, workers=args.workers, seed=args.seed,
             overwrite=args.overwrite, max_shard_bytes=args.max_shard_bytes,
             max_shard_sequences=args.max_shard_sequences, max_pixels=args.max_pixels,
@@ -134,7 +140,7 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
         cfg.weights  # validates the overrides against the mode
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if args.image_tokens > args.seq_len:
+    if rule.fixed is not None and rule.fixed > args.seq_len:
         raise UsageError(f"--image-tokens {args.image_tokens} cannot exceed --seq-len {args.seq_len}")
     return cfg
 

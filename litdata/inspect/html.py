@@ -169,8 +169,8 @@ def _rows_section(sid: str, title: str, rows: list[dict], total: int, empty: str
             + _table(keys, cells) + "</section>")
 
 
-def _image(span: Span, doc: PackedDocument, image_tokens: int, budget: list[int]) -> str:
-    label = f"[image {span.image}: {image_tokens} tokens]"
+def _image(span: Span, doc: PackedDocument, budget: list[int]) -> str:
+    label = doc.image_label(span.image)
     thumb = ""
     if span.image is not None and span.image <= len(doc.images):
         name, data = doc.images[span.image - 1]
@@ -181,9 +181,9 @@ def _image(span: Span, doc: PackedDocument, image_tokens: int, budget: list[int]
     return f'<span class="c-image img" title="image · weight {format_weight(span.weight)}">{thumb}{esc(label)}</span>'
 
 
-def span_html(span: Span, *, doc: PackedDocument, image_tokens: int, budget: list[int], ids: np.ndarray) -> str:
+def span_html(span: Span, *, doc: PackedDocument, budget: list[int], ids: np.ndarray) -> str:
     if span.image is not None:
-        return _image(span, doc, image_tokens, budget)
+        return _image(span, doc, budget)
     tip = f"{span.cls.label} · weight {format_weight(span.weight)}"
     cls = f"c-{span.cls.label}" + (" sup" if span.weight > 0 else "")
     if span.pieces is not None:
@@ -198,12 +198,12 @@ def span_html(span: Span, *, doc: PackedDocument, image_tokens: int, budget: lis
 def samples_section(folder: OutputFolder, docs: list[PackedDocument], decoder: Decoder, table: np.ndarray | None,
                     files: list[str]) -> str:
     per_token = sum(len(d.tokens) for d in docs) <= PER_TOKEN_BUDGET
-    image_tokens, budget = int(folder.config.get("image_tokens", 1)), [IMAGE_BUDGET]
+    budget = [IMAGE_BUDGET]
     arts = []
     for d in docs:
         w = weigh(d.classes, table) if table is not None else d.weights
         spans = document_spans(d, decoder, image_token_id=folder.image_token_id, weights=w, per_token=per_token)
-        body = "".join(span_html(s, doc=d, image_tokens=image_tokens, budget=budget, ids=d.tokens) for s in spans)
+        body = "".join(span_html(s, doc=d, budget=budget, ids=d.tokens) for s in spans)
         m = d.meta
         extra = f" · truncated from {m.truncated_from} tokens" if m.truncated_from is not None else ""
         arts.append(f'<article class="doc" data-file="{esc(m.file)}" data-id="{esc(m.id)}"><header><b>{esc(m.id)}</b>'
@@ -233,7 +233,7 @@ def build_page(folder: OutputFolder, *, samples: int = 50, mode: str | None = No
     head = (f"<h1>litdata inspect: {esc(folder.path.name)}</h1><p class=\"meta\">{esc(folder.path.resolve())} · "
             f"{esc(tool.get('name', 'litdata'))} {esc(tool.get('version', ''))} · mode {esc(cfg.get('mode'))} · "
             f"template {esc(cfg.get('template'))} · tokenizer {esc(cfg.get('tokenizer', {}).get('name'))} · "
-            f"seq_len {esc(cfg.get('seq_len'))} · {esc(cfg.get('image_tokens'))} tokens per image · "
+            f"seq_len {esc(cfg.get('seq_len'))} · {esc(folder.image_rule_label)} · "
             f"inputs: {esc(inputs)}</p>")
     counts = m["counts"]
     body = "".join([

@@ -14,10 +14,12 @@ import numpy as np
 from litdata.classes import TokenClass, class_weights
 from litdata.shard_format import (
     DEFAULT_MAX_TOKENS,
+    IMAGE_ARRAYS,
     FormatProblem,
     array_problems,
     check_shard_name,
     image_suffixes,
+    image_token_counts,
     load_array,
     load_json,
     open_regular,
@@ -51,10 +53,11 @@ class Members:
     """The tar members of one sample; bytes are read only when asked for, so scans skip images."""
 
     def __init__(self, tar: tarfile.TarFile, shard: str, key: str, infos: dict[str, tarfile.TarInfo],
-                 seq_len: int | None = None, vocab_size: int | None = None) -> None:
+                 seq_len: int | None = None, vocab_size: int | None = None, fixed: int | None = None) -> None:
         self._tar, self.shard, self.key, self._infos = tar, shard, key, infos
         self.vocab_size = vocab_size  # token ids past it would make the tokenizer fail to decode
         self._max_items = (seq_len or DEFAULT_MAX_TOKENS) + 1  # cu_seqlens holds n + 1 <= seq_len + 1 items
+        self.fixed = fixed  # format 1: every image's count (the manifest's image_tokens); format 2: None
 
     def error(self, problem: FormatProblem) -> InspectError:
         return InspectError(f"{self.shard}: sample {self.key}: {problem}")
@@ -83,6 +86,20 @@ class Members:
         """(member suffix such as img000.png, bytes), in placeholder order."""
         return tuple((s, self.read(s)) for s in image_suffixes(self._infos))
 
+    def image_counts(self, n_images: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each image's count of tokens (KEY.image_tokens.npy, or the fixed count of format 1), and its tiles
+        (KEY.image_tiles.npy; None for rules without tiles)."""
+        names = [s for s in IMAGE_ARRAYS if s in self._infos]
+        try:
+            arrays = {s: load_array(s, self.read(s)) for s in names}
+            counts = image_token_counts(arrays, n_images, self.fixed)
+            tiles = arrays.get("image_tiles.npy")
+            if tiles is not None and len(tiles) != n_images:
+                raise FormatProblem("image_tiles.npy", f"{len(tiles)} tile counts for {n_images} images")
+        except FormatProblem as p:
+            raise self.error(p) from None
+        return counts, tiles
+
 
 @dataclass(frozen=True, kw_only=True)
 class PackedDocument:
@@ -97,6 +114,14 @@ class PackedDocument:
     classes: np.ndarray
     weights: np.ndarray
     images: tuple[tuple[str, bytes], ...]
+    image_counts: tuple[int, ...] = ()  # tokens per image once expanded, in placeholder order
+    image_tiles: tuple[int, ...] = ()  # tiles per image, for tiling rules
+
+    def image_label(self, n: int) -> str:
+        """`[image 2: 1280 tokens, 5 tiles]` for the document's 1-based image `n`."""
+        count = f"{self.image_counts[n - 1]} tokens" if 0 < n <= len(self.image_counts) else "? tokens"
+        tiles = f", {self.image_tiles[n - 1]} tiles" if 0 < n <= len(self.image_tiles) else ""
+        return f"[image {n}: {count}{tiles}]"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,12 +134,20 @@ class PackedSequence:
     cu_seqlens: np.ndarray
     metas: tuple[DocumentMeta, ...]
     images: tuple[tuple[str, bytes], ...]
+    image_counts: np.ndarray  # int32 [images]
+    image_tiles: np.ndarray | None = None  # int32 [images], tiling rules only
+
+    @property
+    def expanded_length(self) -> int:
+        return len(self.tokens) + int(self.image_counts.sum()) - len(self.image_counts)
 
     @classmethod
     def load(cls, m: Members) -> PackedSequence:
+        images = m.images()
+        counts, tiles = m.image_counts(len(images))
         seq = cls(shard=m.shard, key=m.key, tokens=m.array("tokens"), weights=m.array("weights"),
                   classes=m.array("classes"), cu_seqlens=m.array("cu_seqlens"), metas=m.documents(),
-                  images=m.images())
+                  images=images, image_counts=counts, image_tiles=tiles)
         doc_tokens = [d.tokens for d in seq.metas]
         if problems := array_problems(seq.tokens, seq.weights, seq.classes, seq.cu_seqlens, doc_tokens,
                                       m.vocab_size):
@@ -126,9 +159,12 @@ class PackedSequence:
         out = []
         for i, meta in enumerate(self.metas):
             a, b = int(self.cu_seqlens[i]), int(self.cu_seqlens[i + 1])
+            ia, ib = int(placeholders[a]), int(placeholders[b])
+            tiles = tuple(int(t) for t in self.image_tiles[ia:ib]) if self.image_tiles is not None else ()
             out.append(PackedDocument(meta=meta, shard=self.shard, key=self.key, position=i, siblings=len(self.metas),
                                       tokens=self.tokens[a:b], classes=self.classes[a:b], weights=self.weights[a:b],
-                                      images=self.images[int(placeholders[a]):int(placeholders[b])]))
+                                      images=self.images[ia:ib],
+                                      image_counts=tuple(int(c) for c in self.image_counts[ia:ib]), image_tiles=tiles))
         return out
 
 
@@ -164,6 +200,20 @@ class OutputFolder:
         return [s["name"] for s in self.manifest["shards"]]
 
     @property
+    def fixed_image_tokens(self) -> int | None:
+        """Format 1 (no image_token_rule in the config): the one count of every image. Format 2: None, the
+        counts are in each sample's image_tokens.npy."""
+        if self.config.get("image_token_rule") is not None:
+            return None
+        return int(self.config.get("image_tokens") or 1)
+
+    @property
+    def image_rule_label(self) -> str:
+        """`576 tokens per image` for a fixed count, else the rule, e.g. `image tokens: processor:llava_next`."""
+        fixed = self.config.get("image_tokens")
+        return f"{fixed} tokens per image" if fixed is not None else f"image tokens: {self.config.get('image_token_rule')}"
+
+    @property
     def image_token_id(self) -> int:
         return int(self.config.get("image_token_id", self.config.get("tokenizer", {}).get("image_token_id", -1)))
 
@@ -182,7 +232,8 @@ class OutputFolder:
                 with open_regular(path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
                     for key, infos in tar_samples(tar, seq_len):
                         yield Members(tar, name, key, infos, seq_len,
-                                      vocab_size if isinstance(vocab_size, int) else None)
+                                      vocab_size if isinstance(vocab_size, int) else None,
+                                      fixed=self.fixed_image_tokens)
             except (OSError, tarfile.TarError, FormatProblem) as e:
                 raise InspectError(f"{path}: cannot read the shard ({e})") from None
 

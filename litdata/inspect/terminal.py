@@ -38,8 +38,8 @@ def tag(cls: TokenClass, weight: float | None = None) -> str:
     return f"⟦{cls.label}{w}⟧"
 
 
-def span_text(span: Span, *, image_tokens: int, tags: bool) -> Text:
-    body = f"[image {span.image}: {image_tokens} tokens]" if span.image is not None else span.text
+def span_text(span: Span, *, doc: PackedDocument, tags: bool) -> Text:
+    body = doc.image_label(span.image) if span.image is not None else span.text
     if tags:
         return Text(tag(span.cls, span.weight) + body)
     style = PALETTE[span.cls].rich + (" underline" if span.weight > 0 else "")
@@ -81,7 +81,6 @@ class TerminalView:
         self.decoder = Decoder(folder.load_tokenizer(opts.tokenizer))
         self.weights = folder.weights(opts.mode)
         self.table = weight_table(self.weights) if opts.mode else None
-        self.image_tokens = int(folder.config.get("image_tokens", 1))
 
     def document(self, doc: PackedDocument) -> None:
         w = weigh(doc.classes, self.table) if self.table is not None else None
@@ -90,13 +89,12 @@ class TerminalView:
         self.console.print(_doc_header(doc, supervised), soft_wrap=True)
         text = Text()
         for s in spans:
-            text.append_text(span_text(s, image_tokens=self.image_tokens, tags=self.tags))
+            text.append_text(span_text(s, doc=doc, tags=self.tags))
         # soft_wrap: no hard line breaks inside the decoded text (copy-paste and tests see it whole)
         self.console.print(text, soft_wrap=True)
 
     def sequence(self, seq: PackedSequence) -> None:
-        n, images = len(seq.tokens), len(seq.images)
-        expanded = n + images * (self.image_tokens - 1)
+        n, expanded = len(seq.tokens), seq.expanded_length
         self.console.print(Text(f"═══ {seq.shard}/{seq.key} · {len(seq.metas)} documents · {n} tokens"
                                 f" ({expanded} with images expanded, seq_len {self.folder.config.get('seq_len')})"
                                 " ═══",
@@ -109,7 +107,7 @@ class TerminalView:
         mode = self.opts.mode or cfg.get("mode", "?")
         label = mode if self.opts.mode else f"{mode}, as compiled"
         self.console.print(Text(f"litdata inspect {self.folder.path} · template {cfg.get('template')} · "
-                                f"seq_len {cfg.get('seq_len')} · {cfg.get('image_tokens')} tokens per image",
+                                f"seq_len {cfg.get('seq_len')} · {self.folder.image_rule_label}",
                                 style="bold"), soft_wrap=True)
         self.console.print(legend(self.weights, label, tags=self.tags), soft_wrap=True)
 

@@ -39,10 +39,18 @@ class Document:
     images: tuple[ImageBlob, ...] = ()
     truncated_from: int | None = None  # original token count when --overflow truncate cut the document
     meta: dict = field(default_factory=dict)
+    # Per image, in placeholder order: positions it takes once expanded (the --image-tokens rule's count), and
+    # tiles for tiling rules. Empty when made without a rule (then `expanded_length` takes one fixed count).
+    image_counts: tuple[int, ...] = ()
+    image_tiles: tuple[int, ...] = ()
 
     @property
     def n_tokens(self) -> int:
         return int(self.tokens.shape[0])
 
-    def expanded_length(self, image_tokens: int) -> int:
+    def expanded_length(self, image_tokens: int = 1) -> int:
+        """Positions with every image placeholder expanded: each image's own count where the document carries
+        counts, else `image_tokens` per image."""
+        if self.image_counts:
+            return self.n_tokens + sum(self.image_counts) - len(self.image_counts)
         return self.n_tokens + len(self.images) * (image_tokens - 1)

@@ -24,6 +24,7 @@ class RejectReason(str, Enum):
     IMAGE_UNSAFE_PATH = "image_unsafe_path"
     IMAGE_UNDECODABLE = "image_undecodable"
     IMAGE_TOO_LARGE = "image_too_large"
+    IMAGE_UNCOUNTABLE = "image_uncountable"  # the --image-tokens rule cannot count it (e.g. Qwen2-VL: ratio > 200)
     TOO_MANY_TURNS = "too_many_turns"
     TURN_TOO_LONG = "turn_too_long"
     TOO_LONG = "too_long"  # tokenized length (images expanded) exceeds --seq-len under --overflow drop

@@ -79,7 +79,21 @@ def sample_members(seq: PackedSequence) -> dict[str, bytes]:
         for img in d.images:
             members[f"img{n:03d}.{img.ext}"] = img.read()
             n += 1
+    if n:
+        members.update(_image_count_members(docs))
     return members
+
+
+def _image_count_members(docs: tuple) -> dict[str, bytes]:
+    """KEY.image_tokens.npy (each image's expanded count, placeholder order) and, for tiling rules,
+    KEY.image_tiles.npy (DESIGN.md, 'Shards')."""
+    for d in docs:
+        if len(d.image_counts) != len(d.images) or (d.image_tiles and len(d.image_tiles) != len(d.images)):
+            raise ValueError(f"{d.provenance.describe()}: {len(d.images)} images but {len(d.image_counts)} counts")
+    out = {"image_tokens.npy": _npy(np.array([c for d in docs for c in d.image_counts], dtype=np.int32))}
+    if any(d.image_tiles for d in docs):
+        out["image_tiles.npy"] = _npy(np.array([t for d in docs for t in d.image_tiles], dtype=np.int32))
+    return out
 
 
 class ShardWriter:
