@@ -75,10 +75,14 @@ class OutputDir:
     def jsonl(self, name: str) -> Iterator[_JsonlWriter]:
         final = self.path / name
         tmp = self.path / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            yield _JsonlWriter(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                yield _JsonlWriter(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:  # a run that fails leaves no temporary behind (issue 12, item 16)
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, final)
 
     def write_templates(self, table) -> str:

@@ -12,13 +12,14 @@ from litdata.classes import MODES, parse_weight_overrides
 from litdata.cli import UsageError
 from litdata.pack import PACKING_ALGORITHMS
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+# Applied to the stripped text: two \s* around an optional unit made "1" + spaces + "x" quadratic.
+_SIZE = re.compile(r"(\d++(?:\.\d++)?)\s*+([kmgt]?i?b?)", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
           "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
 
 
 def parse_size(text: str) -> int:
-    m = _SIZE.match(text)
+    m = _SIZE.fullmatch(text.strip())
     unit = (m.group(2) or "").lower() if m else None
     if not m or unit not in _UNITS:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512MB, 1GiB)")
