@@ -163,3 +163,10 @@ def test_an_unexpected_error_is_one_line_naming_its_type(monkeypatch, capsys):
     rc, _, err = run_cli(capsys, "verify", ".")
     assert rc == 1
     one_line_error(err, "litdata verify: error: KeyError: 'shards'")
+
+
+def test_the_html_report_of_a_folder_named_like_a_glob(marked_out, tmp_path, capsys):
+    out, _ = marked_out
+    rc, text, err = run_cli(capsys, "inspect", out, "--html", tmp_path / "r.html", "--samples", "3")
+    assert rc == 0 and "Traceback" not in err, err
+    assert "[/inst] what is" in (tmp_path / "r.html").read_text()
