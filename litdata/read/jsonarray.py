@@ -21,6 +21,7 @@ from litdata.read.problem import RecordError
 from litdata.records import RejectReason
 
 CHUNK_BYTES = 1 << 20
+COMPACT_CHARS = 1 << 16
 _SPACE = re.compile(r"[ \t\n\r]*")
 _ESCAPED_BYTE = re.compile("[\ud800-\udfff]")  # only surrogateescape makes these: valid UTF-8 never does
 _DECODER = json.JSONDecoder()
@@ -38,12 +39,19 @@ class _Text:
         self.base = 0  # byte offset of text[0] in the file
         self.eof = False
         self.next_starts = False  # the last element was cut where the next one starts: no separator before it
+        # offset() counts bytes from the last position it was asked about, so that a run of rejects (each
+        # naming its byte offset) costs the text between them, not the whole buffer each time.
+        self._mark = (0, 0)  # (position in text, its byte offset from text[0])
 
-    def more(self) -> bool:
-        """Read another chunk, dropping what was consumed. False at end of file."""
+    def drop_consumed(self) -> None:
         if self.pos:
             self.base += len(self.text[: self.pos].encode("utf-8", "surrogateescape"))
             self.text, self.pos = self.text[self.pos :], 0
+            self._mark = (0, 0)
+
+    def more(self) -> bool:
+        """Read another chunk, dropping what was consumed. False at end of file."""
+        self.drop_consumed()
         if self.eof:
             return False
         # Grow the read with the pending text so a huge element is re-parsed O(log n) times, not O(n).
@@ -66,7 +74,10 @@ class _Text:
 
     def offset(self, pos: int | None = None) -> int:
         pos = self.pos if pos is None else pos
-        return self.base + len(self.text[:pos].encode("utf-8", "surrogateescape"))
+        at, n = self._mark if pos >= self._mark[0] else (0, 0)
+        n += len(self.text[at:pos].encode("utf-8", "surrogateescape"))
+        self._mark = (pos, n)
+        return self.base + n
 
 
 class _Stop(RecordError):
@@ -88,6 +99,10 @@ def iter_json_array(f: BinaryIO, *, max_record_bytes: int, chunk_bytes: int = CH
         if ch == "":
             yield index, _stop(buf, index, "the file ends where an element was expected (truncated file?)")
             return
+        if buf.pos > COMPACT_CHARS:
+            # A decoding error costs json the text before it (it counts lines), so a run of many small
+            # broken elements would be quadratic in the chunk size without this.
+            buf.drop_consumed()
         item = _element(buf, index, max_record_bytes)
         yield index, item
         index += 1
@@ -204,12 +219,15 @@ class _Scanner:
     """
 
     def __init__(self) -> None:
-        self.stack: list[str] = []
+        # The open brackets, one byte each, and how many of each kind: a hostile element can nest millions
+        # deep, and "is there a '[' open?" must not walk the stack for every closer.
+        self.stack = bytearray()
+        self.open = {_ARRAY: 0, _OBJECT: 0}
         self.prev = "start"  # what came last: start, open, comma, colon, value or done
         self.in_string = False
         self.broken = False
         self.string_start = -1  # the last string's opening quote, while nothing but that string followed it
-        self.before_string: tuple[list[str], str] | None = None
+        self.prev_before_string = "start"  # (the stack cannot have changed since: nothing else followed it)
 
     def moved(self, dropped: int) -> None:
         """The text lost its first `dropped` characters (the reader moved on): forget positions in them."""
@@ -221,10 +239,12 @@ class _Scanner:
         while True:
             if self.in_string:
                 pos = _STRING_BODY.match(text, pos).end()
-                if pos >= len(text) or text[pos] == "\\":
+                if pos >= len(text) or (text[pos] == "\\" and pos + 1 >= len(text)):
                     return "more", pos  # the string (or its escape) goes on in the next chunk
                 self.in_string = False
                 self.prev = "value"
+                if text[pos] == "\\":  # a backslash before a raw newline: the newline still ends the string
+                    pos += 1
                 if text[pos] == "\n":
                     self.broken = True
                     self.string_start = -1
@@ -235,7 +255,7 @@ class _Scanner:
             bare = bool(text[pos : len(text) if m is None else m.start()].strip())
             if (bare or (m is not None and m.group() == '"')) and self._swapped():
                 pos = self.string_start + 1
-                self.stack, self.prev = self.before_string
+                self.prev = self.prev_before_string
                 self.string_start = -1
                 continue
             if bare:  # a bare value (number, literal or junk) between two tokens
@@ -247,7 +267,7 @@ class _Scanner:
             if c == '"':
                 self.in_string = True
                 self.string_start = m.start()
-                self.before_string = (list(self.stack), self.prev)
+                self.prev_before_string = self.prev
                 continue
             self.string_start = -1
             if c == ":":
@@ -259,32 +279,39 @@ class _Scanner:
             elif c in "[{":
                 if self.prev != "start":
                     while self.stack and not self._may_open():
-                        self.stack.pop()
+                        self._pop()
                     if not self.stack:
                         return "next", m.start()
-                self.stack.append(c)
+                self.stack.append(ord(c))
+                self.open[ord(c)] += 1
                 self.prev = "open"
             else:
-                opener = "[" if c == "]" else "{"
-                if opener in self.stack:
-                    while self.stack.pop() != opener:
+                opener = _ARRAY if c == "]" else _OBJECT
+                if self.open[opener]:
+                    while self._pop() != opener:
                         pass
-                elif c == "]" and "[" not in self.stack and text[_SPACE.match(text, pos).end() :][:1] not in ("]", "}"):
+                elif c == "]" and text[(after := _SPACE.match(text, pos).end()) : after + 1] not in ("]", "}"):
                     # The array itself closes, over any '{' left open; not when more closers follow: then a
                     # stray '}' emptied the stack too early, and this ']' closes an array of the element.
                     return "end", m.start()
                 self.prev = "value" if self.stack else "done"
 
+    def _pop(self) -> int:
+        b = self.stack.pop()
+        self.open[b] -= 1
+        return b
+
     def _may_open(self) -> bool:
-        if self.stack[-1] == "{":
+        if self.stack[-1] == _OBJECT:
             return self.prev == "colon"
         return self.prev in ("open", "comma") or not self.broken
 
     def _swapped(self) -> bool:
         """A value right after a string, inside an object: that string's opening quote was unmatched."""
-        return self.string_start >= 0 and self.prev == "value" and bool(self.stack) and self.stack[-1] == "{"
+        return self.string_start >= 0 and self.prev == "value" and bool(self.stack) and self.stack[-1] == _OBJECT
 
 
+_ARRAY, _OBJECT = ord("["), ord("{")
 _STRING_BODY = re.compile(r'[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+')
 _STRUCTURE = re.compile(r'[\[\]{},:"]')
 
