@@ -170,3 +170,18 @@ def test_the_html_report_of_a_folder_named_like_a_glob(marked_out, tmp_path, cap
     rc, text, err = run_cli(capsys, "inspect", out, "--html", tmp_path / "r.html", "--samples", "3")
     assert rc == 0 and "Traceback" not in err, err
     assert "[/inst] what is" in (tmp_path / "r.html").read_text()
+
+
+def test_verify_prints_names_from_a_hostile_manifest_with_their_control_characters_escaped(demo_out, tmp_path,
+                                                                                            capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(demo_out, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"][0]["name"] = "shard\x1b[2J\x00.tar"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    rc, text, err = run_cli(capsys, "verify", out)
+    assert rc == 1 and "Traceback" not in err
+    assert "\x1b" not in text + err and "\x00" not in text + err
+    assert r"shard\x1b[2J\x00.tar" in text + err
