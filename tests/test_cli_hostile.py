@@ -185,3 +185,20 @@ def test_verify_prints_names_from_a_hostile_manifest_with_their_control_characte
     assert rc == 1 and "Traceback" not in err
     assert "\x1b" not in text + err and "\x00" not in text + err
     assert r"shard\x1b[2J\x00.tar" in text + err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "empty"])
+def test_compile_names_an_unusable_source_before_writing_anything(tmp_path, capsys, kind):
+    src = tmp_path / "src.json"
+    if kind == "fifo":
+        if not FIFO_OK:
+            pytest.skip("no FIFOs here")
+        os.mkfifo(src)
+    elif kind == "folder":
+        src.mkdir()
+    else:
+        src.write_text("  \n")
+    rc, _, err = run_cli(capsys, "compile", src, "--out", tmp_path / "out", "--no-progress")
+    assert rc == 2
+    one_line_error(err, "litdata compile: error:", str(src), "empty" if kind == "empty" else "not a regular file")
+    assert not (tmp_path / "out").exists()

@@ -85,9 +85,13 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
 
     if args.out is None:
         raise UsageError("--out DIR is required")
+    from litdata.read import SourceError, source_format
+
     for s in sources:
-        if not Path(s).is_file():
-            raise UsageError(f"source {s}: no such file")
+        try:  # missing, empty, a FIFO or a folder, an unsupported format: named before anything is written
+            source_format(s)
+        except SourceError as e:
+            raise UsageError(str(e)) from None
     if image_root is not None and not Path(image_root).is_dir():
         raise UsageError(f"--image-root {image_root}: no such folder")
     try:
