@@ -13,7 +13,7 @@ from litdata.cli import UsageError
 from litdata.pack import PACKING_ALGORITHMS
 
 # Applied to the stripped text: two \s* around an optional unit made "1" + spaces + "x" quadratic.
-_SIZE = re.compile(r"(\d++(?:\.\d++)?)\s*+([kmgt]?i?b?)", re.I)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
           "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
 

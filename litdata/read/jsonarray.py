@@ -312,7 +312,7 @@ class _Scanner:
 
 
 _ARRAY, _OBJECT = ord("["), ord("{")
-_STRING_BODY = re.compile(r'[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+')
+_STRING_BODY = re.compile(r'[^"\\\n]*(?:\\[^\n][^"\\\n]*)*')
 _STRUCTURE = re.compile(r'[\[\]{},:"]')
 
 
