@@ -1,10 +1,17 @@
-"""`litdata` command line: one module per command under litdata/commands/."""
+"""`litdata` command line: one module per command under litdata/commands/.
+
+Every failure ends here as one line on stderr naming the thing and the reason, never a traceback:
+wrong options and unusable inputs exit 2 (commands raise UsageError, or an input/output error listed in
+_INPUT_ERRORS), anything else exits 1. Set LITDATA_TRACEBACK=1 to see the traceback of an unexpected error.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 COMMANDS = {
     "compile": "compile SOURCE... into packed, loss-weighted WebDataset shards",
@@ -38,17 +45,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "this input/output cannot be used", raised below the commands: exit 2 like UsageError."""
+    from litdata.output import OutputError
+    from litdata.read import SourceError
+    from litdata.tokens import TokenizerError
+
+    return (UsageError, SourceError, OutputError, TokenizerError)
+
+
+def _one_line(error: BaseException) -> str:
+    from litdata.terminal_text import visible
+
+    text = " ".join(str(error).split()) or error.__class__.__name__
+    return visible(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except UsageError as e:
-        print(f"litdata {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("litdata: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if isinstance(e, _input_errors()):
+            print(f"litdata {args.command}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        if isinstance(e, OSError) and e.filename is not None:  # a full disk, a file that vanished mid-run
+            print(f"litdata {args.command}: error: {_one_line(e.strerror or e)}: {_one_line(e.filename)}",
+                  file=sys.stderr)
+            return 1
+        if os.environ.get("LITDATA_TRACEBACK"):
+            traceback.print_exc()
+        # A malformed manifest, a broken model folder, a bug: still one line, naming the exception's type.
+        print(f"litdata {args.command}: error: {e.__class__.__name__}: {_one_line(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

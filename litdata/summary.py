@@ -1,4 +1,8 @@
-"""The compile summary printed at the end of `litdata compile` / `litdata demo`."""
+"""The compile summary printed at the end of `litdata compile` / `litdata demo`.
+
+Table cells and titles are rich markup: everything that comes from the data or the command line (the output
+path, template shapes such as `[INST] ... [/INST]`) goes through markup_safe.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from litdata.classes import TokenClass
+from litdata.terminal_text import markup_safe
 
 
 def _size(n: int) -> str:
@@ -24,14 +29,14 @@ def print_summary(result, out: Path, *, seconds: float, console: Console | None 
     counts, tokens = m["counts"], m["tokens"]
     shard_bytes = sum(x["bytes"] for x in m["shards"])
 
-    head = Table(title=f"litdata compile -> {out}", show_header=False, title_justify="left")
+    head = Table(title=f"litdata compile -> {markup_safe(out)}", show_header=False, title_justify="left")
     head.add_column(style="bold")
     head.add_column(justify="right")
     head.add_row("records read", f"{counts['records_read']:,}")
     head.add_row("documents written", f"{counts['documents_written']:,}")
     head.add_row("rejected", f"{counts['rejected']:,}  (see rejects.jsonl)" if counts["rejected"] else "0")
     for reason, n in counts["rejected_by_reason"].items():
-        head.add_row(f"  {reason}", f"{n:,}")
+        head.add_row(f"  {markup_safe(reason)}", f"{n:,}")
     if counts["truncated"]:
         head.add_row("truncated", f"{counts['truncated']:,}")
     if counts["harmful_spans"]:
@@ -61,5 +66,5 @@ def print_summary(result, out: Path, *, seconds: float, console: Console | None 
         for col in ("shape", "records", "fraction"):
             top.add_column(col, justify="left" if col == "shape" else "right", overflow="fold")
         for row in table.top(5).iter_rows(named=True):
-            top.add_row(row["shape"], f"{row['count']:,}", f"{row['record_frac']:.1%}")
+            top.add_row(markup_safe(row["shape"]), f"{row['count']:,}", f"{row['record_frac']:.1%}")
         console.print(top)

@@ -137,16 +137,20 @@ def harmful_settings_from_args(args: argparse.Namespace) -> HarmfulSettings:
 
 
 def _check_model(path: str, label: str | None) -> None:
-    """Fail at option time, not in a worker: the model folder must hold a classifier with a usable label."""
+    """Fail at option time, not in a worker after the output folder was opened: the model folder must hold a
+    classifier that loads (config, tokenizer and weights) and has a usable label. Loading it once here costs one
+    more load than the workers' own; a broken folder otherwise surfaces mid-run."""
     if not (Path(path) / "config.json").is_file():
         raise ValueError(f"--harmful-model {path}: no config.json there (a local Hugging Face model folder)")
-    from transformers import AutoConfig
+    from litdata.classify.harmful import ModelDetector
 
     try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--harmful-model {path}: {str(e).splitlines()[0]}") from None
-    resolve_label(config.id2label, label, path)
+        ModelDetector(path, harmful_label=label)
+    except ValueError as e:
+        raise ValueError(f"--harmful-model {path}: {(str(e).splitlines() or [''])[0]}") from None
+    except Exception as e:  # a corrupt weights or tokenizer file raises what its parser raises
+        why = f"{e.__class__.__name__}: {(str(e).splitlines() or [''])[0]}"
+        raise ValueError(f"--harmful-model {path}: cannot load: {why}") from None
 
 
 __all__ = [

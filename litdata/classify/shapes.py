@@ -22,15 +22,22 @@ BOX = "<box>"
 ARG = "<arg>"
 
 _NUMBER = r"[-+]?\d+(?:[.,]\d+)*"
-# Two or more numbers in brackets or parentheses: boxes, points, coordinate pairs.
-_BOX_RE = re.compile(rf"[\[(]\s*{_NUMBER}(?:\s*,\s*{_NUMBER})+\s*[\])]")
+# Two or more numbers in brackets or parentheses: boxes, points, coordinate pairs. Inside a box a ',' is read
+# only as a separator: with _NUMBER's decimal ',' as well, "(1,1,...,1" (unclosed) has exponentially many
+# readings and the engine tries them all. Both read the same strings as boxes (a number with decimal commas is
+# also a list of numbers), and a box ends at its first closing bracket, so the substitutions are the same.
+# What is left is linear: every quantified piece is followed by a character it cannot match (a digit run by
+# '.', ',' or a closer), so giving any of it back fails at once. (No possessive quantifiers: Python 3.10.)
+_BOX_NUMBER = r"[-+]?\d+(?:\.\d+)*"
+_BOX_RE = re.compile(rf"[\[(]\s*{_BOX_NUMBER}(?:\s*,\s*{_BOX_NUMBER})+\s*[\])]")
 _NUM_RE = re.compile(rf"(?<![\w<]){_NUMBER}")
 _SPACE_RE = re.compile(r"\s+")
 # Prefixes shorter than this ("question:", "options:", "reference ocr token:") are labels in front of the
 # informative part, not templates; a collapsed "question: <arg>" would silence every such question.
 MIN_PREFIX_WORDS = 4
-# A tail made only of placeholders and punctuation is already constant in the full shape.
-_CONSTANT_TAIL_RE = re.compile(rf"^(?:\s|{re.escape(NUM)}|{re.escape(BOX)}|[^\w<>])*$")
+# A tail made only of placeholders and punctuation is already constant in the full shape. Whitespace is part
+# of [^\w<>]: listing \s as its own alternative made "- - - ... x" exponential (each space read two ways).
+_CONSTANT_TAIL_RE = re.compile(rf"(?:[^\w<>]|{re.escape(NUM)}|{re.escape(BOX)})*")
 
 
 def sentence_shape(text: str) -> str:
@@ -48,7 +55,7 @@ def prefix_shape(shape: str) -> str | None:
     fewer than MIN_PREFIX_WORDS words.
     """
     head, colon, tail = shape.partition(":")
-    if not colon or not tail.strip() or _CONSTANT_TAIL_RE.match(tail):
+    if not colon or not tail.strip() or _CONSTANT_TAIL_RE.fullmatch(tail):
         return None
     if len(head.split()) < MIN_PREFIX_WORDS:
         return None

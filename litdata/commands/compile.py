@@ -13,7 +13,8 @@ from litdata.cli import UsageError
 from litdata.fsio import is_url
 from litdata.pack import PACKING_ALGORITHMS
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+# Applied to the stripped text: two \s* around an optional unit made "1" + spaces + "x" quadratic.
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
           "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
 
@@ -32,7 +33,7 @@ def _url_kind(url: str) -> str:
 
 
 def parse_size(text: str) -> int:
-    m = _SIZE.match(text)
+    m = _SIZE.fullmatch(text.strip())
     unit = (m.group(2) or "").lower() if m else None
     if not m or unit not in _UNITS:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512MB, 1GiB)")
@@ -112,9 +113,13 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
 
     if args.out is None:
         raise UsageError("--out DIR is required")
+    from litdata.read import SourceError, source_format
+
     for s in sources:
-        if not (_url_kind(s) == "file" if is_url(s) else Path(s).is_file()):
-            raise UsageError(f"source {s}: no such file")
+        try:  # missing, empty, a FIFO or a folder, an unsupported format: named before anything is written
+            source_format(s)
+        except SourceError as e:
+            raise UsageError(str(e)) from None
     if image_root is not None and not (_url_kind(image_root) == "directory" if is_url(image_root)
                                        else Path(image_root).is_dir()):
         raise UsageError(f"--image-root {image_root}: no such folder")

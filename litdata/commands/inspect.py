@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from litdata.inspect.reader import InspectError, OutputFolder
+    from litdata.terminal_text import visible
 
     if args.sequences < 0 or args.samples < 0:
         raise UsageError("--sequences and --samples must be >= 0")
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             from litdata.inspect.html import write_report
 
             rep = write_report(folder, args.html, samples=args.samples, mode=args.mode, tokenizer=args.tokenizer)
-            print(f"wrote {args.html} ({rep.bytes / 1024:,.0f} KiB: {rep.documents} documents shown, "
+            print(f"wrote {visible(args.html)} ({rep.bytes / 1024:,.0f} KiB: {rep.documents} documents shown, "
                   f"{rep.sources} source file(s))")
             return 0
         from litdata.inspect.terminal import TerminalOptions, show

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from litdata.classify.options import add_mining_arguments, mining_settings_from_args
 
@@ -21,19 +22,24 @@ def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from litdata.classify.mining import mine_templates
-    from litdata.read import read_sources  # lazy: the reader is heavier than option parsing
+    from litdata.cli import UsageError
+    from litdata.read import read_sources, source_format  # lazy: the reader is heavier than option parsing
     from litdata.records import Conversation, Reject
+    from litdata.terminal_text import visible
 
-    err = Console(stderr=True)
+    # Errors are raised, like every command's: litdata/cli.py prints them in one line (UsageError: exit 2).
     try:
         settings = mining_settings_from_args(args)
     except ValueError as e:
-        err.print(f"litdata templates: error: {e}", markup=False, highlight=False)
-        return 2
+        raise UsageError(str(e)) from None
     if args.top < 0:
-        err.print("litdata templates: error: --top must be >= 0", markup=False, highlight=False)
-        return 2
+        raise UsageError("--top must be >= 0")
+    if args.out and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: is a folder; name the Parquet file to write")
+    for source in args.sources:
+        source_format(source)  # a missing, empty, FIFO, folder or unsupported source: SourceError, before mining
 
+    err = Console(stderr=True)
     rejected = 0
 
     def conversations():
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(item, Reject):
                 rejected += 1
                 err.print(
-                    f"rejected {item.provenance.describe()}: {item.reason.value}: {item.message}",
+                    visible(f"rejected {item.provenance.describe()}: {item.reason.value}: {item.message}"),
                     markup=False,
                     highlight=False,
                 )
@@ -54,17 +60,34 @@ def run(args: argparse.Namespace) -> int:
     for col in ("count", "record_frac", "decision", "shape", "why"):
         view.add_column(col, justify="right" if col in ("count", "record_frac") else "left")
     for row in table.top(args.top).iter_rows(named=True):
-        # Text(...) so that brackets in shapes are printed, not read as rich markup.
+        # Text(...) so that brackets in shapes are printed, not read as rich markup; visible() for control chars.
         view.add_row(
-            str(row["count"]), f"{row['record_frac']:.4f}", row["decision"], Text(row["shape"]), Text(row["why"])
+            str(row["count"]), f"{row['record_frac']:.4f}", row["decision"], Text(visible(row["shape"])),
+            Text(visible(row["why"])),
         )
     # Piped output is for grep and files: wide enough that shapes stay on one line.
     Console(width=None if sys.stdout.isatty() else 240).print(view)
     print(f"{len(table.template_shapes())} template shapes out of {len(table.frame)} listed shapes")
     if args.out:
-        table.write_parquet(args.out)
-        print(f"wrote {args.out} (sha256 {table.sha256()})")
+        _write_table(table, args.out)
+        print(f"wrote {visible(args.out)} (sha256 {table.sha256()})")
     if table.n_records == 0 and settings.enabled:
         err.print("litdata templates: no usable records", markup=False, highlight=False)
         return 1
     return 0
+
+
+def _write_table(table, out: str) -> None:
+    """Write through a temporary file, so that a failed write leaves neither a partial table nor the temporary."""
+    import os
+
+    from litdata.cli import UsageError
+
+    final = Path(out)
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        table.write_parquet(tmp)
+        os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None

@@ -14,15 +14,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from litdata.terminal_text import visible
     from litdata.verify import verify
 
     if not args.dir.is_dir():
         raise UsageError(f"{args.dir}: no such folder")
     rep = verify(args.dir, max_problems=args.max_problems)
     for p in rep.problems:
-        print(f"FAIL {p}")
+        print(f"FAIL {visible(p)}")  # problems quote names from the manifest and the shards
     if rep.ok:
         print(f"OK {rep.shards} shards, {rep.sequences} sequences, {rep.documents} documents, {rep.tokens} tokens")
         return 0
-    print(f"{len(rep.problems)} problem(s) in {args.dir}")
+    print(f"{len(rep.problems)} problem(s) in {visible(args.dir)}")
     return 1

@@ -300,4 +300,5 @@ class OutputFolder:
         import polars as pl
 
         path = self.path / "templates.parquet"
-        return pl.read_parquet(path) if path.is_file() else None
+        # glob=False: an output folder named like "out[/b]" is a path, not a pattern.
+        return pl.read_parquet(path, glob=False) if path.is_file() else None

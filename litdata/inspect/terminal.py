@@ -2,6 +2,8 @@
 
 Without colour (`--no-color`, NO_COLOR, or output that is not a terminal) every span is prefixed with its
 class in brackets, e.g. `⟦instruction⟧What colour is the square?`, so the text stays readable in logs and tests.
+Everything that comes from the data (ids, file and shard names, decoded text) is printed as Text, never as
+markup, with its control characters escaped (see litdata/terminal_text.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from litdata.classes import TokenClass, weight_table
 from litdata.inspect.palette import PALETTE, format_weight
 from litdata.inspect.reader import OutputFolder, PackedDocument, PackedSequence
 from litdata.inspect.spans import Decoder, Span, document_spans
+from litdata.terminal_text import visible, visible_text
 from litdata.weigh import weigh
 
 
@@ -39,7 +42,7 @@ def tag(cls: TokenClass, weight: float | None = None) -> str:
 
 
 def span_text(span: Span, *, doc: PackedDocument, tags: bool) -> Text:
-    body = doc.image_label(span.image) if span.image is not None else span.text
+    body = doc.image_label(span.image) if span.image is not None else visible_text(span.text)
     if tags:
         return Text(tag(span.cls, span.weight) + body)
     style = PALETTE[span.cls].rich + (" underline" if span.weight > 0 else "")
@@ -65,7 +68,8 @@ def legend(weights: dict[TokenClass, float], mode_label: str, *, tags: bool) -> 
 
 def _doc_header(doc: PackedDocument, supervised: int) -> Text:
     m = doc.meta
-    parts = [f"document {doc.position + 1}/{doc.siblings}", f"id {m.id}", f"{Path(m.file).name} #{m.index}",
+    parts = [f"document {doc.position + 1}/{doc.siblings}", f"id {visible(m.id)}",
+             f"{visible(Path(m.file).name)} #{m.index}",
              f"{len(doc.tokens)} tokens", f"{supervised} with loss"]
     if m.images:
         parts.append(f"{m.images} image{'s' if m.images != 1 else ''}")
@@ -95,7 +99,8 @@ class TerminalView:
 
     def sequence(self, seq: PackedSequence) -> None:
         n, expanded = len(seq.tokens), seq.expanded_length
-        self.console.print(Text(f"═══ {seq.shard}/{seq.key} · {len(seq.metas)} documents · {n} tokens"
+        where = f"{visible(seq.shard)}/{visible(seq.key)}"
+        self.console.print(Text(f"═══ {where} · {len(seq.metas)} documents · {n} tokens"
                                 f" ({expanded} with images expanded, seq_len {self.folder.config.get('seq_len')})"
                                 " ═══",
                                 style="bold reverse" if not self.tags else ""), soft_wrap=True)
@@ -106,7 +111,8 @@ class TerminalView:
         cfg = self.folder.config
         mode = self.opts.mode or cfg.get("mode", "?")
         label = mode if self.opts.mode else f"{mode}, as compiled"
-        self.console.print(Text(f"litdata inspect {self.folder.path} · template {cfg.get('template')} · "
+        template = visible(cfg.get("template"))
+        self.console.print(Text(f"litdata inspect {visible(self.folder.path)} · template {template} · "
                                 f"seq_len {cfg.get('seq_len')} · {self.folder.image_rule_label}",
                                 style="bold"), soft_wrap=True)
         self.console.print(legend(self.weights, label, tags=self.tags), soft_wrap=True)
@@ -117,9 +123,9 @@ class TerminalView:
             doc = self.folder.find_document(self.opts.document, self.opts.shard)
             if doc is None:
                 where = self.opts.shard or f"{len(self.folder.shard_names)} shard(s)"
-                self.console.print(f"no document with id {self.opts.document!r} in {where}")
+                self.console.print(Text(f"no document with id {visible(repr(self.opts.document))} in {visible(where)}"))
                 return 1
-            self.console.print(Text(f"═══ {doc.shard}/{doc.key} ═══", style="bold"))
+            self.console.print(Text(f"═══ {visible(doc.shard)}/{visible(doc.key)} ═══", style="bold"))
             self.document(doc)
             return 0
         for i, seq in enumerate(self.folder.sequences(self.opts.shard)):

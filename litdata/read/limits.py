@@ -11,7 +11,7 @@ class ReadLimits:
     max_turn_chars: int = 200_000
     max_images: int = 64
     # The raw JSON text of one record (a JSONL line or a JSON array element). Bounds the reader's memory: a
-    # record this large is rejected (JSONL) or stops the reading of a JSON array that cannot be resynchronised.
+    # record this large is skipped without being held and rejected as record_too_large.
     max_record_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:

@@ -47,7 +47,7 @@ def iter_parquet(pf: pq.ParquetFile, *, batch_rows: int = BATCH_ROWS,
         rows = max(1, min(batch_rows, BATCH_BYTES // max(row_bytes, 1)))
         try:
             for batch in pf.iter_batches(batch_size=rows, row_groups=[group], columns=columns):
-                for row in batch.to_pylist():
+                for row in _rows(batch):
                     yield index, row
                     index += 1
                     owed -= 1
@@ -61,3 +61,33 @@ def iter_parquet(pf: pq.ParquetFile, *, batch_rows: int = BATCH_ROWS,
                     ),
                 )
                 index += 1
+
+
+# What converting a value to Python raises when Python cannot hold it: a timestamp past year 9999 or before year
+# 1 (OverflowError, or ValueError for some units), a decimal or date out of range.
+_CONVERSION_ERRORS = (OverflowError, ValueError, pa.ArrowException)
+
+
+def _rows(batch: pa.RecordBatch) -> list[Any]:
+    """The batch's rows as dicts; a row with a value Python cannot hold becomes a RecordError, the others stay."""
+    try:
+        return batch.to_pylist()
+    except _CONVERSION_ERRORS:
+        pass
+    out: list[Any] = []
+    for i in range(batch.num_rows):  # the slow path, only for a batch that holds such a row
+        try:
+            out.append(batch.slice(i, 1).to_pylist()[0])
+        except _CONVERSION_ERRORS as e:
+            out.append(RecordError(RejectReason.BAD_FIELD_TYPE, f"a value cannot be read: {_column_why(batch, i, e)}"))
+    return out
+
+
+def _column_why(batch: pa.RecordBatch, i: int, error: Exception) -> str:
+    """Which column holds the value, and what is wrong with it."""
+    for name, column in zip(batch.schema.names, batch.columns):
+        try:
+            column.slice(i, 1).to_pylist()
+        except _CONVERSION_ERRORS:
+            return f"column {name!r} ({column.type}): {error.__class__.__name__}: {error}"
+    return f"{error.__class__.__name__}: {error}"
