@@ -54,9 +54,11 @@ def size(path: str | os.PathLike) -> int:
 
 
 def kind(path: str | os.PathLike) -> str:
-    """'file', 'directory' or 'missing'."""
+    """'file', 'directory', 'other' (a FIFO, a device: never to be read as data) or 'missing'."""
     if not is_url(path):
-        return "file" if os.path.isfile(path) else "directory" if os.path.isdir(path) else "missing"
+        if not os.path.lexists(path):
+            return "missing"
+        return "file" if os.path.isfile(path) else "directory" if os.path.isdir(path) else "other"
     fs, inner = filesystem(str(path))
     if fs.isfile(inner):
         return "file"

@@ -10,12 +10,12 @@ through fsspec (litdata/fsio.py); nothing here writes them anywhere.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
+import json
 import tempfile
 from pathlib import Path
 
 from litdata import fsio
-from litdata.output import _OWNED_GLOBS, RUN_FILE, OutputError
+from litdata.output import RUN_FILE, OutputError, output_name
 
 
 def compile_anywhere(cfg, engine=None):
@@ -34,20 +34,32 @@ def compile_anywhere(cfg, engine=None):
     fs, root = fsio.filesystem(url)
     with tempfile.TemporaryDirectory(prefix="litdata-out-") as tmp:
         stage = Path(tmp)
+        recorded: set[str] = set()
         if fs.isfile(f"{root}/{RUN_FILE}"):
             fs.get_file(f"{root}/{RUN_FILE}", str(stage / RUN_FILE))
+            recorded = _recorded(stage / RUN_FILE)
         try:
             result = run(dataclasses.replace(cfg, out=stage))
         except OutputError as e:  # name the folder the user gave, not the staging one
             raise OutputError(str(e).replace(str(stage), url)) from None
-        _upload(fs, stage, root)
+        _upload(fs, stage, root, recorded)
     return result
 
 
-def _upload(fs, stage: Path, root: str) -> None:
+def _recorded(run_file: Path) -> set[str]:
+    """The output names an earlier run recorded in the folder's run file (the only files litdata may delete)."""
+    try:
+        files = json.loads(run_file.read_text()).get("files", [])
+    except (ValueError, OSError, AttributeError):
+        return set()
+    return {f for f in files if isinstance(f, str) and output_name(f) == f}
+
+
+def _upload(fs, stage: Path, root: str, recorded: set[str]) -> None:
     local = {p.relative_to(stage).as_posix(): p for p in sorted(stage.rglob("*")) if p.is_file()}
-    # What an earlier job left that this one did not write (more shards, say) goes before the new manifest.
-    remote = [p for p in fs.find(root) if _owned(p[len(root) + 1:])] if fs.isdir(root) else []
+    # What an earlier run recorded and this one did not write (more shards, say) goes before the new manifest;
+    # files no litdata run recorded are never deleted, as for a local --out.
+    remote = [p for p in fs.find(root) if p[len(root) + 1:].split("/", 1)[0] in recorded] if fs.isdir(root) else []
     for path in remote:
         if path[len(root) + 1:] not in local:
             fs.rm_file(path)
@@ -57,7 +69,3 @@ def _upload(fs, stage: Path, root: str) -> None:
     if "manifest.json" in local:
         fs.put_file(str(local["manifest.json"]), f"{root}/manifest.json")
 
-
-def _owned(rel: str) -> bool:
-    top = rel.split("/", 1)[0]
-    return top == ".nv-meta" or any(fnmatch.fnmatch(top, g) for g in _OWNED_GLOBS)

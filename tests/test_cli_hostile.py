@@ -150,7 +150,9 @@ def test_a_failing_side_file_writer_leaves_no_temporary(tmp_path):
     with pytest.raises(RuntimeError), folder.jsonl("rejects.jsonl") as w:
         w.write({"a": 1})
         raise RuntimeError("the run failed")
-    assert list(tmp_path.iterdir()) == []
+    # Only litdata's record of the names it claimed (written before each file, so that --overwrite can delete
+    # exactly those) remains: no temporary, no partial rejects.jsonl.
+    assert [p.name for p in tmp_path.iterdir()] == [".litdata-run.json"]
 
 
 def test_an_unexpected_error_is_one_line_naming_its_type(monkeypatch, capsys):

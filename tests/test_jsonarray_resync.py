@@ -88,7 +88,9 @@ def test_an_element_over_the_size_limit_is_skipped_without_holding_it():
     assert read == 1000 and [i for i, _ in rejected] == [10]
     too_large = rejected[0][1]
     assert too_large.reason is RejectReason.RECORD_TOO_LARGE and "max_record_bytes=100000" in too_large.message
-    assert peak < 1_000_000, f"peak {peak} bytes: the large element was held"
+    # The element is 2.6 MB; holding it (or a copy of it) would put the peak above that. The reader's own buffers,
+    # the rest of the array's records and the json module's scratch space come to about 1.25 MB here.
+    assert peak < 1_500_000, f"peak {peak} bytes: the large element was held"
 
 
 def test_an_unclosed_last_element_is_one_reject():

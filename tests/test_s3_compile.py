@@ -92,7 +92,7 @@ def test_compile_from_and_to_s3_matches_the_local_compile(s3, demo_out, tmp_path
 def test_a_missing_s3_source_is_one_line_and_exit_2(s3, tmp_path, capsys):
     assert compile_cli("compile", f"{PREFIX}/nope.jsonl", "--out", tmp_path / "o", "--no-progress") == 2
     err = capsys.readouterr().err
-    assert "source s3://litdata-test/data/nope.jsonl: no such file" in err and "Traceback" not in err
+    assert "s3://litdata-test/data/nope.jsonl: no such file" in err and "Traceback" not in err
 
 
 def test_ray_workers_read_sources_and_images_from_s3(s3, demo_out, tmp_path):
