@@ -185,7 +185,8 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     if stats.records_read != stats.documents + sum(stats.rejects.values()):
         raise AssertionError("record accounting is off: records read != documents written + rejected")
     templates_sha = out.write_templates(table)
-    out.write_nv_meta(shards)
+    if shards:  # an Energon dataset needs a shard; a run that wrote no document still gets its manifest and exit 1
+        out.write_nv_meta(shards)
     manifest = _manifest(cfg, tokinfo, inputs, stats, table, templates_sha, shards)
     out.write_manifest(manifest)
     return CompileResult(manifest=manifest, stats=stats, templates=table)

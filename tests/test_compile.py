@@ -114,3 +114,15 @@ def test_weight_override_scales_instruction_tokens(tmp_path):
     c = np.concatenate([s["classes.npy"] for s in samples])
     assert set(np.unique(w[c == 4])) <= {0.0, 0.5} and (w[c == 4] == 0.5).any()
     assert set(np.unique(w[c == 5])) <= {0.0, 1.0}
+
+
+def test_a_run_that_rejects_every_record_writes_its_manifest_and_exits_1(tmp_path, capsys):
+    """Nothing usable was produced (exit 1), but every record is still accounted for and the folder verifies."""
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"id": "a", "conversations": []}\n{"id": "b"}\n')
+    out = tmp_path / "out"
+    assert compile_cli("compile", src, "--out", out, "--no-progress") == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["records_read"] == 2 and manifest["counts"]["rejected"] == 2
+    assert len((out / "rejects.jsonl").read_text().splitlines()) == 2
+    assert compile_cli("verify", out) == 0
