@@ -13,6 +13,11 @@ Data. A `LitShardDataset` train set gets a `LitDataLoader` for this rank (`proce
 slice them along the batch dimension (a padding-free batch has one row) or re-shard a stream that is already split.
 On resume, Trainer skips the batches already trained by reading them again (`skip_first_batches`), so a resumed
 run continues with the same batches.
+
+Resume of LLaVA-style models. transformers 5.x saves them under their legacy key names (`language_model.model.*`)
+and Trainer loads the file back with `load_state_dict(strict=False)` without renaming: no weight is loaded, with
+only a warning, and the run silently restarts from the initial weights. When that load misses keys, the weights
+are read again through `from_pretrained`, which renames them, and loaded strictly.
 """
 
 from __future__ import annotations
@@ -55,6 +60,20 @@ class WeightedLossMixin:
                              pin_memory=args.dataloader_pin_memory,
                              persistent_workers=args.dataloader_persistent_workers and workers > 0,
                              prefetch_factor=args.dataloader_prefetch_factor if workers > 0 else None)
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        self._last_load_result = load_result
+        super()._issue_warnings_after_load(load_result)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        self._last_load_result = None
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        result = self._last_load_result
+        if result is not None and result.missing_keys:  # see the module docstring
+            target = model if model is not None else self.model
+            dtype = next(target.parameters()).dtype
+            saved = type(target).from_pretrained(resume_from_checkpoint, config=target.config, dtype=dtype)
+            target.load_state_dict(saved.state_dict(), strict=True)
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
         if not batch_samples or "loss_weights" not in batch_samples[0]:
