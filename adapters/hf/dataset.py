@@ -95,7 +95,8 @@ class LitShardDataset(IterableDataset):
 
     def _epoch(self, epoch: int) -> Iterator[tuple[str, str, dict[str, bytes]]]:
         shards = self.folder.shards
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(shards)) if self.shuffle else range(len(shards))
+        n = len(shards)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else range(n)
         items = ((shards[i].name, key, members) for i in order
                  for key, members in iter_members(shards[i], verify_checksums=self.verify_checksums))
         if self.shuffle_buffer > 1:
