@@ -32,7 +32,7 @@ def compile_cli(*args) -> int:
 def demo4(tmp_path_factory) -> Path:
     """The demo at seq 512 with 4 tokens per image (a tiny LLaVA's count): 112 sequences, all with images."""
     out = tmp_path_factory.mktemp("hfdemo") / "out"
-    assert compile_cli("demo", "--out", out, "--seq-len", 2048, "--image-tokens", 4, "--no-progress") == 0
+    assert compile_cli("demo", "--out", out, "--seq-len", 512, "--image-tokens", 4, "--no-progress") == 0
     return out
 
 
