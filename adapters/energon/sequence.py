@@ -51,27 +51,6 @@ class LitdataSequence(Sample):
     image_bytes: tuple
 
 
-def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: int | None) -> np.ndarray:
-    """Each image's token count after expansion, in placeholder order (issue 13's shared contract).
-
-    Private copy until `litdata.shard_format.image_token_counts` is merged; same signature and behaviour:
-    `arrays` is keyed by suffix; without "image_tokens.npy" every image counts `fixed` (shards of format 1),
-    and FormatProblem is raised when the member is missing and `fixed` is None, or has the wrong length, dtype
-    or negative values."""
-    counts = arrays.get(IMAGE_TOKENS)
-    if counts is None:
-        if fixed is None:
-            raise FormatProblem(IMAGE_TOKENS, "missing, and the manifest has no fixed image_tokens")
-        return np.full(n_images, fixed, dtype=np.int32)
-    if counts.dtype != np.int32 or counts.ndim != 1:
-        raise FormatProblem(IMAGE_TOKENS, f"dtype {counts.dtype}{list(counts.shape)}, expected int32[{n_images}]")
-    if counts.shape[0] != n_images:
-        raise FormatProblem(IMAGE_TOKENS, f"{counts.shape[0]} counts for {n_images} images")
-    if np.any(counts < 0):
-        raise FormatProblem(IMAGE_TOKENS, f"negative token count in {counts.tolist()[:8]}")
-    return counts
-
-
 def shard_name(crude: Mapping[str, Any]) -> str:
     sources = crude.get("__sources__") or ()
     return str(sources[0].shard_name) if sources else "<unknown shard>"

@@ -42,12 +42,11 @@ from adapters.energon.sequence import (
     LitdataSequence,
     SampleError,
     cook_litdata,
-    image_token_counts,
 )
 from adapters.energon.types import IGNORE_INDEX, LitImageTaskBatchPacked, LitImageTaskSamplePacked
 from adapters.megatron.reweigh import Reweigh
 from litdata import FORMAT_NAME
-from litdata.shard_format import FormatProblem
+from litdata.shard_format import FormatProblem, image_token_counts
 
 
 class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSamplePacked, LitImageTaskBatchPacked, dict]):
