@@ -159,8 +159,18 @@ QUICK = Size(train=2400, held_out=240, steps=400, seeds=3, micro_batch=4, lr=2e-
 FULL = Size(train=30000, held_out=1500, steps=3000, seeds=3, micro_batch=16, lr=1e-3)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _run(cmd: list[str], log: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    # Each run is a world of one; a port of its own, since an inherited MASTER_PORT may be the caller's own.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "MASTER_PORT": str(_free_port())}
     with open(log, "w") as fh:
         done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode != 0:
