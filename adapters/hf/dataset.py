@@ -30,6 +30,7 @@ import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from adapters.hf.reader import Folder, Sample, decode, iter_members, open_folder
+from adapters.megatron.data import buffer_shuffle
 from adapters.megatron.reweigh import Reweigh
 
 STATE_FORMAT = "litdata-hf-dataset-state"
@@ -101,7 +102,7 @@ class LitShardDataset(IterableDataset):
                  for key, members in iter_members(shards[i], verify_checksums=self.verify_checksums))
         if self.shuffle_buffer > 1:
             rng = random.Random(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
-            items = _buffer_shuffle(items, rng, self.shuffle_buffer)
+            items = buffer_shuffle(items, rng, self.shuffle_buffer)
         return items
 
     # ---- state --------------------------------------------------------------------------------------
@@ -125,15 +126,3 @@ class LitShardDataset(IterableDataset):
                 "epochs": self.epochs, "batch_size": self.batch_size, "rank": self.rank,
                 "world_size": self.world_size, "shards": [s.name for s in self.folder.shards]}
 
-
-def _buffer_shuffle(items: Iterator, rng: random.Random, size: int) -> Iterator:
-    buf: list = []
-    for item in items:
-        if len(buf) < size:
-            buf.append(item)
-            continue
-        j = rng.randrange(size)
-        yield buf[j]
-        buf[j] = item
-    rng.shuffle(buf)
-    yield from buf

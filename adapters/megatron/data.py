@@ -182,7 +182,7 @@ class PackedShardDataset(IterableDataset):
             items = (raw for i, raw in enumerate(every) if i % slots == slot)
         if self.shuffle_buffer > 1:
             seed = int(np.random.SeedSequence([self.seed, epoch, self.dp_rank, worker]).generate_state(1)[0])
-            items = _buffer_shuffle(items, random.Random(seed), self.shuffle_buffer)
+            items = buffer_shuffle(items, random.Random(seed), self.shuffle_buffer)
         return items
 
     def _shard_order(self, epoch: int) -> list[int]:
@@ -328,7 +328,8 @@ class PackedShardDataset(IterableDataset):
         return self._progress
 
 
-def _buffer_shuffle(items: Iterator[Any], rng: random.Random, size: int) -> Iterator[Any]:
+def buffer_shuffle(items: Iterator[Any], rng: random.Random, size: int) -> Iterator[Any]:
+    """A bounded shuffle of a stream (webdataset's): `size` items wait, a random one leaves as each arrives."""
     buf: list[Any] = []
     for item in items:
         if len(buf) < size:
