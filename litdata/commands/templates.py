@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_table(table, out: str) -> None:
     """Write through a temporary file, so that a failed write leaves neither a partial table nor the temporary."""
+    import contextlib
     import os
 
     from litdata.cli import UsageError
@@ -89,5 +90,6 @@ def _write_table(table, out: str) -> None:
         table.write_parquet(tmp)
         os.replace(tmp, final)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. its folder is a file: there is no temporary to remove
+            tmp.unlink()
         raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
