@@ -157,3 +157,16 @@ def write_synthetic_shards(out: str, *, sequences: int, seq_len: int, vocab: int
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
     return out
+
+
+def per_token_ce(sm, batch: dict):
+    """The training step's own forward (forward_step) on a LLaVA batch, without gradients: CE [b, L] and the
+    image-expanded batch."""
+    from adapters.megatron.loss import WeightedLoss
+    from adapters.megatron.step import expand_batch, forward_step
+
+    sm.model.eval()
+    with torch.no_grad():
+        ce, _ = forward_step(sm, WeightedLoss(weight_total=torch.tensor(1.0)), iter([batch]), sm.model)
+    return ce, expand_batch(batch, image_token_index=sm.image_token_index, image_tokens=sm.image_tokens,
+                            max_length=sm.max_length)

@@ -19,12 +19,11 @@ pytest.importorskip("megatron.core")
 from adapters.megatron.batch import PackedSequence, collate
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
-from adapters.megatron.loss import WeightedLoss
 from adapters.megatron.models import build_llava, preset, vision_tokens
 from adapters.megatron.reweigh import Reweigh
-from adapters.megatron.step import StepModel, expand_batch, forward_step, train_step
+from adapters.megatron.step import StepModel, train_step
 from litdata.classes import TokenClass
-from tests.megatron_utils import compile_demo, free_port, init_parallel
+from tests.megatron_utils import compile_demo, free_port, init_parallel, per_token_ce
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ = 512
@@ -59,15 +58,6 @@ def sequences(demo, **kwargs) -> list[PackedSequence]:
 
 def batch_of(seqs: list[PackedSequence]) -> dict:
     return collate(seqs, seq_len=SEQ, image_tokens=IMAGE_TOKENS, image_size=ARGS.img_size)
-
-
-def per_token_ce(sm: StepModel, batch: dict) -> tuple[torch.Tensor, dict]:
-    """The training step's own forward (forward_step), without gradients: CE [b, L] and the expanded batch."""
-    sm.model.eval()
-    with torch.no_grad():
-        ce, _ = forward_step(sm, WeightedLoss(weight_total=torch.tensor(1.0)), iter([batch]), sm.model)
-    return ce, expand_batch(batch, image_token_index=sm.image_token_index, image_tokens=sm.image_tokens,
-                            max_length=SEQ)
 
 
 def split_documents(seq: PackedSequence) -> list[PackedSequence]:

@@ -16,10 +16,9 @@ pytest.importorskip("megatron.core")
 from adapters.megatron.batch import PackedSequence, collate
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
-from adapters.megatron.loss import WeightedLoss
 from adapters.megatron.models import build_llava, preset, vision_tokens
-from adapters.megatron.step import StepModel, expand_batch, forward_step
-from tests.megatron_utils import compile_demo, init_parallel
+from adapters.megatron.step import StepModel
+from tests.megatron_utils import compile_demo, init_parallel, per_token_ce
 
 SEQ = 512
 ARGS = preset("llava-tiny", seq_length=SEQ)  # 56 px tiles, patch 14: 16 tokens per tile
@@ -81,14 +80,6 @@ def split_documents(seq: PackedSequence) -> list[PackedSequence]:
                                   image_counts=seq.image_counts[first_image:first_image + k], image_tiles=tiles))
         first_image, first_tile = first_image + k, first_tile + int(tiles.sum())
     return out
-
-
-def per_token_ce(sm: StepModel, batch: dict) -> tuple[torch.Tensor, dict]:
-    sm.model.eval()
-    with torch.no_grad():
-        ce, _ = forward_step(sm, WeightedLoss(weight_total=torch.tensor(1.0)), iter([batch]), sm.model)
-    return ce, expand_batch(batch, image_token_index=sm.image_token_index, image_tokens=sm.image_tokens,
-                            max_length=SEQ)
 
 
 def test_packed_row_with_mixed_tile_counts_equals_its_documents_alone(demo, llava):
