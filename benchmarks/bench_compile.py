@@ -75,13 +75,13 @@ def rendered_texts(src: Path) -> list[str]:
 def litdata_stages(src: Path, image_root: Path | None, tokenizer: str) -> list[tuple[str, float]]:
     """Where one litdata process spends its time, stage by stage, on the same records (a diagnostic that uses
     litdata's internals, built from the same options as the CLI)."""
-    from litdata.classify import TurnLabeler, mine_templates
+    from litdata.spans import TurnLabeler, mine_templates
     from litdata.cli import build_parser
     from litdata.commands.compile import config_from_args
     from litdata.encode import Encoder, EncodeSpec
     from litdata.read import read_sources
     from litdata.records import Conversation
-    from litdata.tokens import encode_rendered
+    from litdata.tokenize.tokens import encode_rendered
 
     argv = ["compile", str(src), "--out", "/nonexistent", "--tokenizer", tokenizer]
     cfg = config_from_args(
@@ -198,7 +198,7 @@ def measure_path(
 def measure(args: argparse.Namespace, work: Path) -> list[Table]:
     import datasets
 
-    from litdata.tokens import load_tokenizer
+    from litdata.tokenize.tokens import load_tokenizer
 
     datasets.disable_progress_bars()
     tok, _ = load_tokenizer(args.tokenizer)

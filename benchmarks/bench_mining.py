@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from litdata.classify import MiningSettings, mine_templates
-from litdata.classify.sentences import SentenceSplitter
-from litdata.classify.shapes import matching_template
-from litdata.classify.table import TEMPLATE
-from litdata.demo.generate import default_pool_size
+from litdata.spans import MiningSettings, mine_templates
+from litdata.spans.sentences import SentenceSplitter
+from litdata.spans.shapes import matching_template
+from litdata.spans.table import TEMPLATE
+from benchmarks.world.generate import default_pool_size
 from litdata.records import Conversation, Role
 
 

@@ -65,7 +65,7 @@ def sample_lengths(records: int, work: Path, tokenizer: str, seed: int, compiled
 
 def onevision_rule():
     """LLaVA-NeXT anyres counting with LLaVA-OneVision's SigLIP-384 tower, grids of 1 to 4 crops of 384 px."""
-    from litdata.image_tokens.hf import ProcessorRule
+    from litdata.images.tokens.hf import ProcessorRule
 
     grids = tuple((384 * r, 384 * c) for r in range(1, 5) for c in range(1, 5) if r * c <= 4)
     return ProcessorRule(type="llava_next", path="<bench>", patch_size=14, crop=(384, 384), pinpoints=grids)
@@ -95,7 +95,7 @@ def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tok
                  algorithm: str = "fill", window: int = 8192,
                  counts: list[tuple[int, ...]] | None = None) -> list[list[int]]:
     """litdata's packer on stand-in Documents of the right lengths (zero-stride token arrays, no memory)."""
-    from litdata.pack import PackSettings, make_packer
+    from litdata.pack.packer import PackSettings, make_packer
     from litdata.records import Document, Provenance
     from litdata.records.document import ImageBlob
 

@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from litdata.demo.generate import PLANTED_TEMPLATES, ImagePool, generate_records
-from litdata.demo.scene import encode_image
+from benchmarks.world.generate import PLANTED_TEMPLATES, ImagePool, generate_records
+from benchmarks.world.scene import encode_image
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

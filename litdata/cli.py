@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "this input/output cannot be used", raised below the commands: exit 2 like UsageError."""
-    from litdata.output import OutputError
+    from litdata.output.folder import OutputError
     from litdata.read import SourceError
-    from litdata.tokens import TokenizerError
+    from litdata.tokenize.tokens import TokenizerError
 
     return (UsageError, SourceError, OutputError, TokenizerError)
 

@@ -16,7 +16,7 @@ from litdata.classes import TokenClass, weight_table
 from litdata.records import Conversation, Document, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import TemplateError, get_template
-from litdata.tokens import encode_rendered, load_tokenizer
+from litdata.tokenize.tokens import encode_rendered, load_tokenizer
 from litdata.weigh import weigh
 
 
@@ -32,11 +32,11 @@ class EncodeSpec:
     max_pixels: int
     max_image_bytes: int = 64 * 2**20  # images over this many bytes are rejected (image_too_large)
     template_shapes: frozenset[str] = frozenset()
-    harmful: object | None = None  # litdata.classify HarmfulSettings
-    image_rule: object | None = None  # litdata.image_tokens.ImageTokenRule; None: fixed `image_tokens`
+    harmful: object | None = None  # litdata.spans HarmfulSettings
+    image_rule: object | None = None  # litdata.images.tokens.ImageTokenRule; None: fixed `image_tokens`
 
     def rule(self):
-        from litdata.image_tokens import FixedRule
+        from litdata.images.tokens import FixedRule
 
         return self.image_rule if self.image_rule is not None else FixedRule(tokens=self.image_tokens)
 
@@ -70,7 +70,7 @@ class AuditHit:
 
 class Encoder:
     def __init__(self, spec: EncodeSpec) -> None:
-        from litdata.classify.labeler import TurnLabeler
+        from litdata.spans.labeler import TurnLabeler
 
         self.spec = spec
         self.tokenizer, self.tokinfo = load_tokenizer(spec.tokenizer)
@@ -141,7 +141,7 @@ class Encoder:
 
     def _counted(self, conv: Conversation, blobs: tuple[ImageBlob, ...]) -> _Images | Reject:
         """Each image's count under the --image-tokens rule, from the size its header gave (no pixel decode)."""
-        from litdata.image_tokens import RuleError
+        from litdata.images.tokens import RuleError
 
         counts, tiles = [], []
         for n, blob in enumerate(blobs):

@@ -21,11 +21,11 @@ from litdata import fsio
 from litdata.classes import TokenClass, class_weights
 from litdata.encode import EncodeSpec, Encoder
 from litdata.hashing import file_sha256
-from litdata.output import OutputDir
-from litdata.pack import PackSettings, make_packer
+from litdata.output.folder import OutputDir
+from litdata.pack.packer import PackSettings, make_packer
 from litdata.records import Conversation, Document, Reject
 from litdata.stats import CompileStats
-from litdata.write.shards import ShardWriter
+from litdata.shards.writer import ShardWriter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +37,7 @@ class CompileConfig:
     template: str = "vicuna_v1"
     seq_len: int = 2048
     image_tokens: int = 576
-    image_token_rule: object | None = None  # litdata.image_tokens rule (tiles, processor); None: fixed image_tokens
+    image_token_rule: object | None = None  # litdata.images.tokens rule (tiles, processor); None: fixed image_tokens
     mode: str = "lit"
     weight_overrides: dict = field(default_factory=dict)  # TokenClass -> float
     overflow: str = "drop"
@@ -49,8 +49,8 @@ class CompileConfig:
     max_pixels: int = 40_000_000
     max_image_bytes: int = 64 * 2**20
     read_limits: object | None = None  # litdata.read.ReadLimits
-    mining: object | None = None  # litdata.classify MiningSettings
-    harmful: object | None = None  # litdata.classify HarmfulSettings
+    mining: object | None = None  # litdata.spans MiningSettings
+    harmful: object | None = None  # litdata.spans HarmfulSettings
     batch_size: int = 256
     pack_window: int = 8192
     packing: str = "fill"
@@ -62,7 +62,7 @@ class CompileConfig:
 
     @property
     def rule(self):
-        from litdata.image_tokens import FixedRule
+        from litdata.images.tokens import FixedRule
 
         return self.image_token_rule if self.image_token_rule is not None else FixedRule(tokens=self.image_tokens)
 
@@ -115,10 +115,10 @@ def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> I
 def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     """`engine`: None runs both data passes here (a process pool for --workers > 1); a RayEngine
     (litdata/engines/ray_engine.py) runs them on a Ray cluster. Everything else, and the bytes, are the same."""
-    from litdata.classify.mining import mine_templates
-    from litdata.classify.settings import MiningSettings
+    from litdata.spans.mining import mine_templates
+    from litdata.spans.settings import MiningSettings
     from litdata.read import ReadLimits, read_sources
-    from litdata.tokens import load_tokenizer
+    from litdata.tokenize.tokens import load_tokenizer
 
     limits = cfg.read_limits or ReadLimits()
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data

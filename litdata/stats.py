@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from litdata.classes import TokenClass, class_weights, weight_table
-from litdata.pack import PackedSequence
+from litdata.pack.packer import PackedSequence
 from litdata.records import Document, Reject
 from litdata.weigh import supervised_count
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the generator lives in the repository, not the wheel
+    from benchmarks.world.build import build_demo
     from litdata.demo import DEMO_DIR
-    from litdata.demo.build import build_demo
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEMO_DIR.parent, help="folder that gets data/ and tokenizer/")

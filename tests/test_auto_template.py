@@ -10,7 +10,7 @@ from litdata.demo import DEMO_TOKENIZER_DIR
 from litdata.records import Conversation, Provenance, Role, Turn
 from litdata.render.auto import AutoTemplate
 from litdata.render.base import TemplateError
-from litdata.tokens import load_tokenizer
+from litdata.tokenize.tokens import load_tokenizer
 
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
           "{% endfor %}")

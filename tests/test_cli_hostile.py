@@ -141,7 +141,7 @@ def test_a_broken_harmful_model_is_one_line_before_anything_is_written(tmp_path,
 
 
 def test_a_failing_side_file_writer_leaves_no_temporary(tmp_path):
-    from litdata.output import OutputDir
+    from litdata.output.folder import OutputDir
 
     folder = OutputDir(tmp_path)
     with pytest.raises(RuntimeError), folder.jsonl("rejects.jsonl") as w:

@@ -7,7 +7,7 @@ import numpy as np
 
 from conftest import compile_cli, read_samples
 from litdata.demo import DEMO_GROUND_TRUTH, DEMO_IMAGE_ROOT, DEMO_SOURCES
-from litdata.verify import verify
+from litdata.verify.folder import verify
 
 
 def manifest(out):

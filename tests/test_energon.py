@@ -22,7 +22,7 @@ import webdataset as wds
 from PIL import Image
 
 from litdata import FORMAT_NAME
-from litdata.write.energon import META_DIR, ShardEntry, write_nv_meta
+from litdata.shards.energon import META_DIR, ShardEntry, write_nv_meta
 
 energon = pytest.importorskip("megatron.energon")
 

@@ -39,7 +39,7 @@ from adapters.energon.loss import WEIGHT_SCALE, weighted_loss
 from adapters.megatron.reweigh import Reweigh
 from litdata import FORMAT_NAME
 from litdata.classes import TokenClass
-from litdata.write.energon import ShardEntry, write_nv_meta
+from litdata.shards.energon import ShardEntry, write_nv_meta
 
 DEMO_IMAGE_TOKENS = 576  # the demo's default --image-tokens
 TILE = 28  # small tiles keep the image transform cheap; the pixel size does not change any token count

@@ -17,7 +17,7 @@ from adapters.hf.collator import PackedCollator, expand
 from adapters.hf.dataset import LitShardDataset
 from adapters.hf.loader import LitDataLoader
 from adapters.hf.reader import CorruptShardError
-from litdata.shard_format import FormatProblem, image_token_counts
+from litdata.shards.reader import FormatProblem, image_token_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 

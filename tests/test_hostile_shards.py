@@ -27,7 +27,7 @@ from shard_fixtures import (
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.shards import CorruptShardError
 from litdata.inspect.reader import InspectError, OutputFolder
-from litdata.verify import verify
+from litdata.verify.folder import verify
 
 SEQ = 256
 

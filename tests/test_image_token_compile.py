@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import compile_cli, read_samples
-from litdata.image_tokens import parse_rule
-from litdata.pack import PackSettings, make_packer
+from litdata.images.tokens import parse_rule
+from litdata.pack.packer import PackSettings, make_packer
 from litdata.records import Document, Provenance
 
 RULE = "tiles:tile=448,max=6,min=1,thumbnail=1,per_tile=16"  # 16 to 112 positions per image
@@ -65,7 +65,7 @@ def _image_size(data: bytes) -> tuple[int, int]:
 
 
 def test_each_image_carries_the_rules_count_and_tiles(tiled_out):
-    from litdata.verify import verify
+    from litdata.verify.folder import verify
 
     manifest = json.loads((tiled_out / "manifest.json").read_text())
     assert manifest["format"]["version"] == 2
@@ -85,7 +85,7 @@ def test_each_image_carries_the_rules_count_and_tiles(tiled_out):
 
 
 def test_verify_names_a_count_that_disagrees_with_the_rule(tiled_out, tmp_path):
-    from litdata.verify import verify
+    from litdata.verify.folder import verify
 
     out = _copy_with(tiled_out, tmp_path / "bad", edit=lambda name, a: a + 1 if name.endswith("image_tokens.npy") else a)
     rep = verify(out)
@@ -93,7 +93,7 @@ def test_verify_names_a_count_that_disagrees_with_the_rule(tiled_out, tmp_path):
 
 
 def test_verify_refuses_a_missing_count_member_in_format_2(tiled_out, tmp_path):
-    from litdata.verify import verify
+    from litdata.verify.folder import verify
 
     out = _copy_with(tiled_out, tmp_path / "gone", drop=lambda name: name.endswith(".image_tokens.npy"))
     assert any("image_tokens.npy: missing" in p for p in verify(out).problems)
@@ -111,7 +111,7 @@ def test_inspect_shows_each_images_count_and_tiles(tiled_out, capsys):
 def test_format_1_shards_read_with_the_manifests_fixed_count(mixed_source, tmp_path, capsys):
     """A compile from before per-image counts: no KEY.image_tokens.npy, format 1, no image_token_rule."""
     from litdata.inspect.reader import OutputFolder
-    from litdata.verify import verify
+    from litdata.verify.folder import verify
 
     out = tmp_path / "v2"
     assert _compile(mixed_source, out, "--image-tokens", "24") == 0
@@ -193,7 +193,7 @@ def _copy_with(src: Path, dst: Path, *, edit=lambda name, a: a, drop=lambda name
     (dst / "manifest.json").write_text(json.dumps(manifest))
     # The rewritten tars have other sample offsets: index them again, as the compiler does, so that energon's
     # metadata (which verify checks) describes them.
-    from litdata.write.energon import ShardEntry, write_nv_meta
+    from litdata.shards.energon import ShardEntry, write_nv_meta
 
     write_nv_meta(dst, [ShardEntry(name=e["name"], sequences=e["sequences"]) for e in manifest["shards"]])
     return dst

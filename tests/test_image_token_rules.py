@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from litdata.image_tokens import FixedRule, RuleError, parse_rule, rule_from_config
-from litdata.image_tokens.tiles import TileRule
+from litdata.images.tokens import FixedRule, RuleError, parse_rule, rule_from_config
+from litdata.images.tokens.tiles import TileRule
 
 # (width, height): tiny, square, very wide, very tall, huge, and a few odd ones
 SIZES = [(1, 1), (5, 3), (14, 14), (336, 336), (640, 480), (480, 640), (1000, 1000), (2000, 60), (60, 2000),

@@ -236,7 +236,7 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_unsafe(root, monkeypa
 
 @pytest.mark.parametrize("change", ["rewrite", "symlink"])
 def test_the_writer_copies_only_the_bytes_that_were_checked(root, change):
-    from litdata.image_file import ImageChangedError
+    from litdata.images.file import ImageChangedError
 
     blob = resolve("coco/a.png", root)
     target = root / "coco" / "a.png"

@@ -6,9 +6,9 @@ import itertools
 import pickle
 
 from litdata.classes import TokenClass
-from litdata.classify import HarmfulSettings, SpanLabel, TurnLabeler
-from litdata.classify.sentences import SentenceSplitter
-from litdata.classify.shapes import prefix_shape, sentence_shape
+from litdata.spans import HarmfulSettings, SpanLabel, TurnLabeler
+from litdata.spans.sentences import SentenceSplitter
+from litdata.spans.shapes import prefix_shape, sentence_shape
 from litdata.records import Role
 
 SHORT = "Answer the question using a single word or phrase."
@@ -116,7 +116,7 @@ def test_nothing_to_look_for_labels_nothing_without_loading_spacy():
 
 def test_splitter_survives_its_cache_being_cleared_mid_batch():
     """Regression: a batch whose cached segments were evicted by the same call raised KeyError."""
-    from litdata.classify.sentences import SentenceSplitter
+    from litdata.spans.sentences import SentenceSplitter
 
     splitter = SentenceSplitter(cache_size=3)
     first = splitter.split(["Alpha one.", "Beta two."])
@@ -128,8 +128,8 @@ def test_splitter_survives_its_cache_being_cleared_mid_batch():
 def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
     """The fast path (spaCy only on segments that contain a template piece or a lexicon phrase) must give
     exactly the labels of splitting everything, on the demo data with its mined templates."""
-    from litdata.classify.mining import mine_templates
-    from litdata.classify.settings import HarmfulSettings, MiningSettings
+    from litdata.spans.mining import mine_templates
+    from litdata.spans.settings import HarmfulSettings, MiningSettings
     from litdata.demo import DEMO_SOURCES
     from litdata.read import read_sources
     from litdata.records import Conversation
@@ -149,7 +149,7 @@ def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
 def test_segments_without_inner_punctuation_skip_spacy_with_the_same_sentences():
     """The splitter skips spaCy for segments it cannot split; check against spaCy itself on tricky text and on
     every user-turn segment of the demo."""
-    from litdata.classify.sentences import _unsplittable, make_nlp, segments
+    from litdata.spans.sentences import _unsplittable, make_nlp, segments
     from litdata.demo import DEMO_SOURCES
     from litdata.read import read_sources
     from litdata.records import Conversation

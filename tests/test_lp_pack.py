@@ -13,8 +13,8 @@ import pytest
 
 from benchmarks.baselines.packing_bound import min_sequences_lower_bound
 from conftest import compile_cli
-from litdata.binpack import fill_bins, lp_bins
-from litdata.verify import verify
+from litdata.pack.binpack import fill_bins, lp_bins
+from litdata.verify.folder import verify
 
 pytest.importorskip("scipy")
 
@@ -66,7 +66,7 @@ def test_at_least_as_tight_as_fill_and_near_the_bound_on_llava_shaped_lengths(ca
 
 
 def test_deterministic_whatever_the_hash_seed(tmp_path):
-    code = ("import json, random; from litdata.binpack import lp_bins; from litdata.pack import LPPacker;"
+    code = ("import json, random; from litdata.pack.binpack import lp_bins; from litdata.pack.packer import LPPacker;"
             "rng = random.Random(5); L = [rng.randint(300, 1400) for _ in range(600)];"
             "print(json.dumps(lp_bins(L, 4096, keep=20, initial=[[700, 700, 700]])))")  # fmt: skip
     root = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ import types
 import polars as pl
 import pytest
 
-from litdata.classify import MiningSettings, mine_templates
-from litdata.classify.options import add_mining_arguments, mining_settings_from_args
-from litdata.classify.shapes import prefix_shape, sentence_shape
+from litdata.spans import MiningSettings, mine_templates
+from litdata.commands.span_options import add_mining_arguments, mining_settings_from_args
+from litdata.spans.shapes import prefix_shape, sentence_shape
 from litdata.records import Conversation, Provenance, Role, Turn
 
 SHORT = "Answer the question using a single word or phrase."
@@ -276,7 +276,7 @@ DEMO = __import__("pathlib").Path(__import__("litdata").__file__).parent / "demo
 
 
 def test_demo_data_every_planted_template_marked_and_no_informative_sentence():
-    from litdata.classify import TurnLabeler
+    from litdata.spans import TurnLabeler
     from litdata.read import read_sources
 
     truth = json.loads((DEMO / "ground_truth.json").read_text(encoding="utf-8"))
@@ -312,7 +312,7 @@ def test_lossy_counting_bounds_memory_and_keeps_frequent_shapes_exactly_enough()
     records / bucket, and the result does not depend on the chunk size."""
     import polars as pl
 
-    from litdata.classify.mining import ShapeCounter
+    from litdata.spans.mining import ShapeCounter
 
     def run(chunk):
         counter = ShapeCounter(bucket_records=100)

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import compile_cli
-from litdata.output import RUN_FILE, OutputDir
-from litdata.verify import verify
+from litdata.output.folder import RUN_FILE, OutputDir
+from litdata.verify.folder import verify
 
 
 def write_dataset(folder: Path, n: int = 12) -> tuple[Path, Path]:
@@ -141,7 +141,7 @@ def test_a_failed_side_file_leaves_no_temporary(tmp_path):
 
 
 def test_an_image_changed_during_the_compile_fails_it_cleanly(dataset, tmp_path, capsys, monkeypatch):
-    from litdata.write import shards
+    from litdata.shards import writer as shards
 
     source, images = dataset
     secret = tmp_path / "secret.png"

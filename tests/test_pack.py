@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from litdata.binpack import fill_bins
-from litdata.pack import PACKING_ALGORITHMS, PackSettings, make_packer
+from litdata.pack.binpack import fill_bins
+from litdata.pack.packer import PACKING_ALGORITHMS, PackSettings, make_packer
 from litdata.records import Document, Provenance, Reject, RejectReason
 from litdata.records.document import ImageBlob
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import compile_cli
-from litdata.verify import verify
+from litdata.verify.folder import verify
 
 SMALL_SHARDS = ["--max-shard-sequences", "10", "--no-progress"]
 
@@ -53,7 +53,7 @@ def test_a_killed_compile_resumes_to_the_same_bytes(reference, tmp_path, kill_af
 
 
 def test_a_full_disk_leaves_no_partial_shard_and_no_manifest(tmp_path, monkeypatch, capsys):
-    from litdata.write import shards
+    from litdata.shards import writer as shards
 
     real_write = shards._HashingFile.write
     budget = {"left": 200_000}

@@ -1,6 +1,6 @@
 """Sentence shapes run in linear time on adversarial user text (issue 12, item 1).
 
-Every pattern in litdata/classify/shapes.py is applied to user turns, so a pattern that backtracks
+Every pattern in litdata/spans/shapes.py is applied to user turns, so a pattern that backtracks
 catastrophically lets one 116-character question hang `compile` and `templates`. The timing runs in a child
 process, so that a pattern which hangs fails this test at the deadline instead of hanging the suite. It
 measures CPU time (best of 5), not wall time, because the machine running the tests may be busy.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from litdata.classify.shapes import prefix_shape, sentence_shape
+from litdata.spans.shapes import prefix_shape, sentence_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ FAMILIES = {
 
 CHILD = r"""
 import json, sys, time
-from litdata.classify.shapes import prefix_shape, sentence_shape
+from litdata.spans.shapes import prefix_shape, sentence_shape
 families, sizes = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 def cost(text):
     best = float("inf")
@@ -61,7 +61,7 @@ def test_the_strings_from_the_issue_are_shaped_at_once():
     # 40 ones in an unclosed parenthesis (outside a box "1,1" is one number with a decimal comma), and a dash
     # list after a colon: both hung before.
     code = (
-        "from litdata.classify.shapes import prefix_shape, sentence_shape\n"
+        "from litdata.spans.shapes import prefix_shape, sentence_shape\n"
         "print(sentence_shape('Which ids are in (' + ','.join(['1'] * 40) + ' and which are not?'))\n"
         "print(prefix_shape(sentence_shape('Pick one of these: ' + '- ' * 40 + 'done?')))\n"
     )

@@ -29,4 +29,4 @@ def test_help_imports_no_heavy_library():
 
 
 def test_the_classify_package_still_exports_its_names():
-    from litdata.classify import MiningSettings, TemplateTable, TurnLabeler, mine_templates  # noqa: F401
+    from litdata.spans import MiningSettings, TemplateTable, TurnLabeler, mine_templates  # noqa: F401

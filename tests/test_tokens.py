@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from litdata.classes import TokenClass as C
-from litdata.tokens import TokenizerError, load_tokenizer, token_classes
+from litdata.tokenize.tokens import TokenizerError, load_tokenizer, token_classes
 from tests.real_tokenizers import sentencepiece_folder
 
 
@@ -63,7 +63,7 @@ def test_a_sentencepiece_model_without_its_config_says_what_is_missing(tmp_path)
 
 
 def test_a_sentencepiece_folder_without_the_sentencepiece_package_says_so(tmp_path, monkeypatch):
-    import litdata.tokens as tokens
+    import litdata.tokenize.tokens as tokens
 
     monkeypatch.setattr(tokens, "_importable", lambda module: module != "sentencepiece")
     with pytest.raises(TokenizerError, match="needs the sentencepiece package"):
@@ -74,7 +74,7 @@ def test_sentencepiece_legacy_false_adds_no_word_start_after_a_special_token(tmp
     """transformers >= 4.36 slow LlamaTokenizer, `legacy: false`: `</s>USER` gives `USER`, not `▁US`,`ER`."""
     import json
 
-    from litdata.tokens import encode_texts
+    from litdata.tokenize.tokens import encode_texts
 
     got = {}
     for legacy in (True, False):

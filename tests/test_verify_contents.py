@@ -17,7 +17,7 @@ from shard_fixtures import edit_shard
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.shards import CorruptShardError
 from litdata.inspect.reader import InspectError, OutputFolder
-from litdata.verify import verify
+from litdata.verify.folder import verify
 
 
 @pytest.fixture

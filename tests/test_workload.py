@@ -7,7 +7,7 @@ import json
 import time
 
 from benchmarks.workload import main, write_workload
-from litdata.demo.generate import BLOCK, SOURCES, generate_records
+from benchmarks.world.generate import BLOCK, SOURCES, generate_records
 
 
 def test_a_2000_record_workload_has_the_llava_665k_proportions(tmp_path):

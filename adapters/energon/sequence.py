@@ -1,8 +1,8 @@
 """Energon cooker for litdata shards: a crude sample (member bytes) -> a checked `LitdataSequence`.
 
 The output folder of `litdata compile` is a prepared `CrudeWebdataset` whose subflavors carry `litdata_format`
-(litdata/write/energon.py), so a cooker registered on that subflavor receives every sample's members as bytes
-(the task encoder sets `decoder = None`). Decoding and checking go through `litdata.shard_format`, the one
+(litdata/shards/energon.py), so a cooker registered on that subflavor receives every sample's members as bytes
+(the task encoder sets `decoder = None`). Decoding and checking go through `litdata.shards.reader`, the one
 sample reader that `litdata verify` and the Megatron loader use too: nothing is unpickled, and a bad member
 raises `SampleError` naming the shard, the sample and the member.
 
@@ -20,8 +20,8 @@ import numpy as np
 from megatron.energon import Sample, basic_sample_keys, edataclass, stateless
 from megatron.energon.errors import FatalSampleError
 
-from litdata import shard_format
-from litdata.shard_format import FormatProblem
+from litdata.shards import reader as shard_format
+from litdata.shards.reader import FormatProblem
 
 # Optional per-image members of format-2 shards (issue 13): expanded token count and tile count per image.
 IMAGE_TOKENS = "image_tokens.npy"
@@ -58,7 +58,7 @@ def shard_name(crude: Mapping[str, Any]) -> str:
 
 @stateless
 def cook_litdata(crude: dict) -> LitdataSequence:
-    """The cooker: decode and check one sample's members through `litdata.shard_format`."""
+    """The cooker: decode and check one sample's members through `litdata.shards.reader`."""
     shard, key = shard_name(crude), str(crude.get("__key__"))
     try:
         tokens, weights, classes, cu = (shard_format.load_array(s, crude.get(s)) for s in shard_format.ARRAYS)

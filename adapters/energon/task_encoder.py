@@ -46,11 +46,11 @@ from adapters.energon.sequence import (
 from adapters.energon.types import IGNORE_INDEX, LitImageTaskBatchPacked, LitImageTaskSamplePacked
 from adapters.megatron.reweigh import Reweigh
 from litdata import FORMAT_NAME
-from litdata.shard_format import FormatProblem, image_token_counts
+from litdata.shards.reader import FormatProblem, image_token_counts
 
 
 class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSamplePacked, LitImageTaskBatchPacked, dict]):
-    decoder = None  # the cooker gets the member bytes and decodes them with litdata.shard_format
+    decoder = None  # the cooker gets the member bytes and decodes them with litdata.shards.reader
 
     def __init__(
         self,

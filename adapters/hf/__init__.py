@@ -1,6 +1,6 @@
 """Hugging Face adapter: compiled litdata shards -> Trainer / TRL SFTTrainer, padding-free, LIT-weighted.
 
-- `reader`: one packed sequence per shard sample, decoded through `litdata.shard_format` and checked against the
+- `reader`: one packed sequence per shard sample, decoded through `litdata.shards.reader` and checked against the
   manifest (no torch).
 - `dataset.LitShardDataset`: a deterministic, resumable `IterableDataset`, split over ranks and loader workers.
 - `collator.PackedCollator`: padding-free batches as `DataCollatorWithFlattening` emits them, plus `loss_weights`,

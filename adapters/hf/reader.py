@@ -1,6 +1,6 @@
 """Reading a compiled folder for the Hugging Face adapter: the manifest, the shards, one checked sample at a time.
 
-Samples are grouped and decoded by `litdata.shard_format` (the one sample contract: member names, dtypes, value
+Samples are grouped and decoded by `litdata.shards.reader` (the one sample contract: member names, dtypes, value
 checks; nothing is ever unpickled). Whole-file checks (size and sha256 against the manifest, the end-of-archive
 marker) and the manifest lookup are shared with the Megatron adapter (`adapters.megatron.shards`), so that every
 trainer accepts and refuses the same folders. Every problem raises `CorruptShardError` naming shard and member.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.megatron.shards import CorruptShardError, ShardInfo, ShardSet, check_file, resolve_shards
-from litdata import shard_format
-from litdata.shard_format import FormatProblem, image_token_counts, load_array
+from litdata.shards import reader as shard_format
+from litdata.shards.reader import FormatProblem, image_token_counts, load_array
 
 IMAGE_TOKENS = "image_tokens.npy"  # issue 13: int32 [images], each image's count of tokens after expansion
 

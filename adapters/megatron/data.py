@@ -121,7 +121,7 @@ class PackedShardDataset(IterableDataset):
     @staticmethod
     def _tiles(config: Any) -> Any:
         """The compile's tile rule (images are then cut into its tiles), or None."""
-        from litdata.image_tokens import rule_from_config
+        from litdata.images.tokens import rule_from_config
 
         rule = rule_from_config(config) if config.get("image_token_rule") else None
         return rule if rule is not None and rule.tiled else None
@@ -234,7 +234,7 @@ class PackedShardDataset(IterableDataset):
 
     def _image_counts(self, raw: RawSequence) -> tuple[np.ndarray, np.ndarray | None]:
         """Each image's count of positions (KEY.image_tokens.npy; format 1: the fixed count) and tiles."""
-        from litdata.shard_format import FormatProblem, image_token_counts
+        from litdata.shards.reader import FormatProblem, image_token_counts
 
         n = int(raw.images_per_doc.sum())
         arrays = {k: v for k, v in (("image_tokens.npy", raw.image_counts), ("image_tiles.npy", raw.image_tiles))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from litdata.image_file import RASTER_FORMATS
+from litdata.images.file import RASTER_FORMATS
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -45,7 +45,7 @@ def preprocess(data: bytes, spec: ImageSpec) -> np.ndarray:
 
 
 def preprocess_tiles(data: bytes, spec: ImageSpec, rule) -> list[np.ndarray]:
-    """Encoded image bytes -> its tiles under a `litdata.image_tokens.tiles.TileRule`, each float32
+    """Encoded image bytes -> its tiles under a `litdata.images.tokens.tiles.TileRule`, each float32
     [3, size, size], as InternVL's `dynamic_preprocess` cuts them: the image resized to the grid's
     (columns x tile, rows x tile), cut row by row, then the whole image as a thumbnail when there is more than
     one tile. The grid is the one the compiler counted, from the same size."""

@@ -2,7 +2,7 @@
 
 Tars are streamed with `tarfile`; members are checked (regular, not sparse, within the size bound of their kind)
 before they are read, and samples are grouped, decoded (nothing is ever unpickled, no array larger than its member
-is allocated) and checked by `litdata.shard_format`, as in `litdata verify` and `litdata inspect`. Every problem
+is allocated) and checked by `litdata.shards.reader`, as in `litdata verify` and `litdata inspect`. Every problem
 with a shard raises `CorruptShardError` naming the shard and the member, so that the caller can fail or skip that
 shard. A manifest's shard names must be plain file names (`shard-NNNNNN.tar`), or the manifest is refused.
 
@@ -28,7 +28,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from litdata import FORMAT_NAME, shard_format
+from litdata import FORMAT_NAME
+from litdata.shards import reader as shard_format
 from litdata.classes import TokenClass
 
 MANIFEST = "manifest.json"

@@ -161,7 +161,7 @@ def check_image_rule(data: str, config: Any, margs: Any) -> None:
     """LLaVAModel gives image i `num_image_tiles[i] x img_seq_len` embeddings: fixed rules need image_tokens ==
     img_seq_len, tile rules per_tile == img_seq_len (the loader cuts the tiles and passes their count); other
     per-image counts (processor rules such as llava_next or qwen2_vl) cannot be expressed that way."""
-    from litdata.image_tokens import rule_from_config
+    from litdata.images.tokens import rule_from_config
 
     rule = rule_from_config(config)
     if rule.fixed is not None:  # fixed:N, or a processor whose count is the same for every image (llava)

@@ -108,8 +108,8 @@ def check_bins(lengths: Sequence[int], bins: list[list[int]], capacity: int) -> 
 
 
 def subset_sum_fill(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """litdata's fill algorithm (`litdata/binpack.py`) over the whole dataset at once, without windows: how much of
+    """litdata's fill algorithm (`litdata/pack/binpack.py`) over the whole dataset at once, without windows: how much of
     the gap to 100% is the decreasing heuristics' and how much the length distribution's."""
-    from litdata.binpack import fill_bins
+    from litdata.pack.binpack import fill_bins
 
     return fill_bins(lengths, capacity)[0]

@@ -1,8 +1,8 @@
 """A proven lower bound on the sequences ANY packer needs for given document lengths, hence an upper bound on
 the packing efficiency any packer can reach: the Gilmore-Gomory cutting-stock LP relaxation of bin packing,
-solved by column generation in `litdata/cutting_stock.py` (the same solver `--packing lp` packs from).
+solved by column generation in `litdata/pack/cutting_stock.py` (the same solver `--packing lp` packs from).
 
-The bound reported is Farley's (see litdata/cutting_stock.py): it holds even if the LP solver's duals are
+The bound reported is Farley's (see litdata/pack/cutting_stock.py): it holds even if the LP solver's duals are
 slightly off, and at convergence it is the LP optimum.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from litdata.cutting_stock import solve_cutting_stock
+from litdata.pack.cutting_stock import solve_cutting_stock
 
 
 @dataclass(frozen=True)

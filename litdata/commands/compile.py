@@ -11,7 +11,7 @@ from pathlib import Path
 from litdata.classes import MODES, parse_weight_overrides
 from litdata.cli import UsageError
 from litdata.fsio import is_url
-from litdata.pack import PACKING_ALGORITHMS
+from litdata.pack.packer import PACKING_ALGORITHMS
 
 # Applied to the stripped text: two \s* around an optional unit made "1" + spaces + "x" quadratic.
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)", re.I)
@@ -93,7 +93,7 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition-size", type=parse_size, default=parse_size("64MiB"), metavar="SIZE",
                    help="with --engine ray: bytes of input per task (JSONL byte ranges, Parquet row groups; a JSON "
                         "array is one task); does not change the output")
-    from litdata.classify.options import add_harmful_arguments, add_mining_arguments
+    from litdata.commands.span_options import add_harmful_arguments, add_mining_arguments
 
     add_mining_arguments(p)
     add_harmful_arguments(p)
@@ -107,7 +107,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image_root: str | None):
-    from litdata.classify.options import harmful_settings_from_args, mining_settings_from_args
+    from litdata.commands.span_options import harmful_settings_from_args, mining_settings_from_args
     from litdata.pipeline import CompileConfig
     from litdata.read import ReadLimits
 
@@ -124,7 +124,7 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
                                        else Path(image_root).is_dir()):
         raise UsageError(f"--image-root {image_root}: no such folder")
     try:
-        from litdata.image_tokens import FixedRule, parse_rule
+        from litdata.images.tokens import FixedRule, parse_rule
 
         rule = parse_rule(str(args.image_tokens))
         overrides = parse_weight_overrides(args.weight)
@@ -164,12 +164,12 @@ def engine_from_args(args: argparse.Namespace, cfg):
 
 def execute(cfg, engine=None) -> int:
     from litdata.engines import EngineError
-    from litdata.image_file import ImageChangedError
-    from litdata.output import OutputError
-    from litdata.remote_out import compile_anywhere
+    from litdata.images.file import ImageChangedError
+    from litdata.output.folder import OutputError
+    from litdata.output.remote import compile_anywhere
     from litdata.read import SourceError
     from litdata.summary import print_summary
-    from litdata.tokens import TokenizerError
+    from litdata.tokenize.tokens import TokenizerError
 
     t0 = time.perf_counter()
     try:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from litdata.classify.options import add_mining_arguments, mining_settings_from_args
+from litdata.commands.span_options import add_mining_arguments, mining_settings_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from litdata.classify.mining import mine_templates
+    from litdata.spans.mining import mine_templates
     from litdata.cli import UsageError
     from litdata.read import read_sources, source_format  # lazy: the reader is heavier than option parsing
     from litdata.records import Conversation, Reject

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from litdata.terminal_text import visible
-    from litdata.verify import verify
+    from litdata.verify.folder import verify
 
     if not args.dir.is_dir():
         raise UsageError(f"{args.dir}: no such folder")

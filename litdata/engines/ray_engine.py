@@ -90,8 +90,8 @@ class RayEngine:
         shape rows of every partition go into one ShapeCounter in partition order, records renumbered."""
         import polars as pl
 
-        from litdata.classify.mining import ShapeCounter
-        from litdata.classify.table import TemplateTable
+        from litdata.spans.mining import ShapeCounter
+        from litdata.spans.table import TemplateTable
 
         ray = self._connect()
         self._parts = plan_partitions(sources, self.partition_bytes)

@@ -31,7 +31,7 @@ def count_partition(part: Partition, first_index: int, limits: ReadLimits, minin
     """Read a partition once: its size in records, and, when mining is on, its user-sentence shape rows.
 
     `chunk_rows` numbers records from 0 here; the driver shifts them by the conversations of the partitions
-    before, so the merged counts are exactly those of one pass over all the inputs (litdata/classify/mining.py).
+    before, so the merged counts are exactly those of one pass over all the inputs (litdata/spans/mining.py).
     """
     reader = PartitionReader(part, limits, first_index=first_index)
     records = 0
@@ -39,7 +39,7 @@ def count_partition(part: Partition, first_index: int, limits: ReadLimits, minin
     frames = []
     splitter = None
     if mining.enabled:
-        from litdata.classify.sentences import SentenceSplitter
+        from litdata.spans.sentences import SentenceSplitter
 
         splitter = SentenceSplitter()
 
@@ -53,7 +53,7 @@ def count_partition(part: Partition, first_index: int, limits: ReadLimits, minin
     it = convs()
     while chunk := list(itertools.islice(it, mining.chunk_size)):
         if splitter is not None:
-            from litdata.classify.mining import chunk_rows
+            from litdata.spans.mining import chunk_rows
 
             frames.append(chunk_rows(chunk, conversations, splitter))
         conversations += len(chunk)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from litdata.classes import TokenClass, class_weights
-from litdata.shard_format import (
+from litdata.shards.reader import (
     DEFAULT_MAX_TOKENS,
     IMAGE_ARRAYS,
     FormatProblem,
@@ -260,7 +260,7 @@ class OutputFolder:
 
     def load_tokenizer(self, override: str | Path | None = None) -> Any:
         """The compile's tokenizer (with `<image>` added as the compiler did); checked against the manifest."""
-        from litdata.tokens import TokenizerError, load_tokenizer
+        from litdata.tokenize.tokens import TokenizerError, load_tokenizer
 
         info = self.config.get("tokenizer", {})
         path = override or info.get("path")

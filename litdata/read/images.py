@@ -1,7 +1,7 @@
 """Resolve and verify one image (run in worker processes): a safe path under --image-root, or embedded bytes.
 
 The image is decoded fully so that a corrupt file is rejected here instead of failing training later. A file is
-read once (`litdata.image_file`: no symlink at open, a regular file, size bounded before reading), and those bytes
+read once (`litdata.images.file`: no symlink at open, a regular file, size bounded before reading), and those bytes
 are what is decoded; only their sha256 and size are kept, and the shard writer checks its copy against them.
 Only raster formats are opened: Pillow's EPS/PS plugins would run Ghostscript on any file that claims to be one.
 """
@@ -19,7 +19,7 @@ from typing import BinaryIO, NamedTuple
 from PIL import Image
 
 from litdata import fsio
-from litdata.image_file import RASTER_FORMATS, ImageFileError, read_image_file
+from litdata.images.file import RASTER_FORMATS, ImageFileError, read_image_file
 from litdata.records import ImageRef, RejectReason
 from litdata.records.document import ImageBlob
 

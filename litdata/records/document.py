@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from litdata.image_file import read_verified
+from litdata.images.file import read_verified
 from litdata.records.provenance import Provenance
 
 

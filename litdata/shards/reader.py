@@ -1,0 +1,245 @@
+"""The sample format of a shard (DESIGN.md, 'Shards'): member names, grouping, safe decoding and checks.
+
+`litdata verify`, `litdata inspect` and the Megatron loader all read samples through this module, so that what one
+accepts the others accept too. Problems are `FormatProblem`s naming the member and the reason; each caller adds
+the shard and turns them into its own error. Shard files are opened here (`open_regular`), and every member
+checked before it is read (`check_member`), so that no size from an untrusted header is ever trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tarfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import numpy as np
+
+from litdata.classes import TokenClass
+
+# The array members of every sample, 1-D each, in the order callers unpack them.
+ARRAYS = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
+# Per-image members of samples with images (format 2): each image's expanded count, and tiles for tiling rules.
+IMAGE_ARRAYS = {"image_tokens.npy": np.int32, "image_tiles.npy": np.int32}
+KEY = re.compile(r"^[0-9A-Za-z_-]+$")  # dot-free, so a member name splits into key and suffix at its first dot
+IMAGE = re.compile(r"^img(\d{3,})\.[a-z0-9]+$")  # KEY.imgNNN.EXT, numbered in placeholder order
+SHARD_NAME = re.compile(r"^shard-[0-9]{6,}\.tar$")  # the writer's names (shards/writer.py SHARD_PATTERN)
+T = TypeVar("T")
+
+# Bounds on what a member may make a reader allocate. Sizes in tar and .npy headers are claims, not facts: a GNU
+# sparse member of a 10 KB shard expands to gigabytes, an .npy header can declare 10^12 items. Every member is
+# checked against these before its bytes are read, every array header before its array is allocated.
+DEFAULT_MAX_TOKENS = 1 << 24  # when no manifest gives seq_len (a shard read on its own)
+NPY_HEADER_MAX = 1 << 16  # the .npy v1 header length field is 16 bits; np.save pads to 64-byte multiples
+MAX_JSON_BYTES = 64 << 20  # per-document metadata of one sequence; the compiler's whole-record bound
+MAX_IMAGE_BYTES = 256 << 20  # the default max_shard_bytes: no compiled image can be larger than its shard
+MAX_OTHER_BYTES = 64 << 20  # members this reader does not know (a newer format version, another producer)
+
+
+class FormatProblem(ValueError):
+    """One thing wrong: `member` is the suffix within the sample (`tokens.npy`, `json`), or the whole member name
+    for problems found while grouping members into samples."""
+
+    def __init__(self, member: str, reason: str) -> None:
+        super().__init__(f"{member}: {reason}")
+        self.member, self.reason = member, reason
+
+
+def group_samples(members: Iterable[tuple[str, T]]) -> Iterator[tuple[str, dict[str, T]]]:
+    """(member name, payload) in tar order -> (key, {suffix: payload}) per sample. A key's members must be
+    contiguous (webdataset streams samples that way), so a key that comes back is an error, not a second sample."""
+    key: str | None = None
+    group: dict[str, T] = {}
+    seen: set[str] = set()
+    for name, payload in members:
+        k, _, suffix = name.partition(".")
+        if not KEY.match(k) or not suffix:
+            raise FormatProblem(name, "not KEY.SUFFIX with a dot-free alphanumeric key")
+        if k != key:
+            if key is not None:
+                yield key, group
+            if k in seen:
+                raise FormatProblem(name, f"members of sample {k} are not contiguous")
+            key, group = k, {}
+            seen.add(k)
+        if suffix in group:
+            raise FormatProblem(name, "duplicate member")
+        group[suffix] = payload
+    if key is not None:
+        yield key, group
+
+
+def max_member_bytes(suffix: str, seq_len: int | None) -> int:
+    """The most bytes a member with this suffix may hold in a shard compiled for `seq_len` (None: unknown)."""
+    if suffix.endswith(".npy"):  # every array holds at most seq_len + 1 items (cu_seqlens), none wider than 8 bytes
+        return NPY_HEADER_MAX + 8 * ((seq_len or DEFAULT_MAX_TOKENS) + 1)
+    if suffix == "json":
+        return MAX_JSON_BYTES
+    if IMAGE.match(suffix):
+        return MAX_IMAGE_BYTES
+    return MAX_OTHER_BYTES
+
+
+def check_member(info: tarfile.TarInfo, seq_len: int | None = None) -> None:
+    """Refuse a member before reading it: only plain regular files (the writer makes no links, folders or sparse
+    files; links could point anywhere, a sparse member expands far beyond the shard) within the size bound."""
+    if not info.isreg() or info.issparse():
+        raise FormatProblem(info.name, "not a regular file" + (" (a sparse member)" if info.issparse() else ""))
+    limit = max_member_bytes(info.name.partition(".")[2], seq_len)
+    if info.size > limit:
+        raise FormatProblem(info.name, f"{info.size} bytes, over the bound of {limit} for this member")
+
+
+def tar_samples(tar: tarfile.TarFile, seq_len: int | None = None) -> Iterator[tuple[str, dict[str, tarfile.TarInfo]]]:
+    """The samples of an open tar with their members unread (and checked by `check_member`), so that a reader pays
+    only for what it reads."""
+
+    def regular(info: tarfile.TarInfo) -> tuple[str, tarfile.TarInfo]:
+        check_member(info, seq_len)
+        return info.name, info
+
+    return group_samples(map(regular, tar))
+
+
+def check_shard_name(name: Any) -> str:
+    """A manifest's shard name must be a plain file name as the writer makes them: no folder, no `..`, so that
+    reading a manifest never opens a file outside its folder (or a device such as /dev/zero)."""
+    if not isinstance(name, str) or not SHARD_NAME.match(name):
+        raise FormatProblem(repr(name)[:80], "not a shard file name of the form shard-NNNNNN.tar")
+    return name
+
+
+def open_regular(path: str | os.PathLike, *, follow_symlinks: bool = False) -> IO[bytes]:
+    """Open a shard for reading only if it is a regular file: a FIFO or device would block or never end, and
+    (unless `follow_symlinks`) a symlink could lead out of the folder. Checked on the open descriptor, so the
+    file cannot be swapped between the check and the read."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # NONBLOCK: opening a FIFO must not hang
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    name = Path(path).name
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if not follow_symlinks and os.path.islink(path):
+            raise FormatProblem(name, "is a symbolic link, not a regular file") from None
+        raise FormatProblem(name, f"cannot open ({e.strerror or e})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FormatProblem(name, "not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def sha256_of(f: IO[bytes]) -> str:
+    """sha256 of an open file from its current position, in 1 MiB blocks (hashlib.file_digest needs 3.11)."""
+    h = hashlib.sha256()
+    while block := f.read(1 << 20):
+        h.update(block)
+    return h.hexdigest()
+
+
+def image_suffixes(suffixes: Iterable[str]) -> list[str]:
+    """A sample's image members, in placeholder order (by number, in case NNN outgrows three digits)."""
+    return sorted((s for s in suffixes if IMAGE.match(s)), key=lambda s: int(s[3 : s.index(".")]))
+
+
+def load_array(suffix: str, data: bytes | None, max_items: int | None = None,
+               want_dtype: type | None = None) -> np.ndarray:
+    """Decode one array member (None: missing), of at most `max_items` items. Never unpickles: a shard can come
+    from anyone. The header is parsed and its shape checked against the member's real size before anything is
+    allocated (np.load would allocate what a hostile header declares, then fail). `want_dtype` is for members outside
+    ARRAYS (such as the optional per-image `image_tokens.npy`)."""
+    if data is None:
+        raise FormatProblem(suffix, "missing")
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as e:  # an .npz archive fails the magic check
+        raise FormatProblem(suffix, f"not a plain .npy array ({e})") from None
+    if dtype.hasobject:  # its data is a pickle; nothing is ever unpickled
+        raise FormatProblem(suffix, f"not a plain .npy array (dtype {dtype} holds Python objects)")
+    want = np.dtype(want_dtype or ARRAYS.get(suffix) or IMAGE_ARRAYS[suffix])
+    if dtype != want or len(shape) != 1:
+        raise FormatProblem(suffix, f"dtype {dtype}{list(shape)}, expected {want}[n]")
+    n, held = shape[0], len(data) - f.tell()
+    if max_items is not None and n > max_items:
+        raise FormatProblem(suffix, f"declares {n} items, more than the {max_items} a sequence can hold")
+    if n * dtype.itemsize != held:
+        raise FormatProblem(suffix, f"declares {n} items ({n * dtype.itemsize} bytes), the member holds {held}")
+    return np.frombuffer(data, dtype=dtype, count=n, offset=f.tell()).copy()  # a writable array, as np.load gave
+
+
+def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: int | None) -> np.ndarray:
+    """Each image's count of positions once expanded, int32 [n_images] in placeholder order: the sample's
+    `image_tokens.npy` (in `arrays`, keyed by suffix), or for shards written before it existed (format 1) `fixed`,
+    the manifest's `config.image_tokens`. Raises FormatProblem when the member is missing and `fixed` is None (a
+    sample without images has no member and needs none), or has the wrong dtype, shape or length, or a negative
+    count."""
+    a = arrays.get("image_tokens.npy")
+    if a is None:
+        if fixed is None and n_images:
+            raise FormatProblem("image_tokens.npy", f"missing ({n_images} images and no fixed count to fall back on)")
+        return np.full(n_images, fixed or 0, dtype=np.int32)
+    if a.dtype != np.int32 or a.ndim != 1:
+        raise FormatProblem("image_tokens.npy", f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
+    if len(a) != n_images:
+        raise FormatProblem("image_tokens.npy", f"{len(a)} counts for {n_images} images")
+    if a.min(initial=0) < 0:
+        raise FormatProblem("image_tokens.npy", f"negative count {int(a.min())}")
+    return a
+
+
+def load_json(data: bytes | None, *, documents: bool = False) -> Any:
+    """Decode `KEY.json` (None: missing); with `documents`, its list of per-document objects, as the compiler
+    writes it (other producers may write any JSON, and the loader passes that through)."""
+    if data is None:
+        raise FormatProblem("json", "missing")
+    try:
+        meta = json.loads(data)
+    except ValueError as e:
+        raise FormatProblem("json", f"invalid JSON ({e})") from None
+    docs = meta.get("documents") if isinstance(meta, dict) else None
+    if documents and (not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs)):
+        raise FormatProblem("json", "has no 'documents' list of objects")
+    return docs if documents else meta
+
+
+def array_problems(tokens: np.ndarray, weights: np.ndarray, classes: np.ndarray, cu: np.ndarray,
+                   doc_tokens: Sequence[Any] | None = None, vocab_size: int | None = None) -> list[FormatProblem]:
+    """What is wrong with a sample's arrays and, given the token counts of KEY.json, its document list; token ids
+    must be >= 0 and, given the tokenizer's `vocab_size`, below it (an embedding lookup would fail or read junk).
+
+    A shape problem comes alone: the other checks slice by cu_seqlens, which needs one weight and class per token
+    and offsets rising strictly from 0 to len(tokens) (an empty document is a packing bug, not data)."""
+    n = len(tokens)
+    for suffix, a in (("weights.npy", weights), ("classes.npy", classes)):
+        if len(a) != n:
+            return [FormatProblem(suffix, f"length {len(a)}, tokens has {n}")]
+    if len(cu) < 2 or cu[0] != 0 or cu[-1] != n or np.any(np.diff(cu) <= 0):
+        return [FormatProblem("cu_seqlens.npy", f"{cu.tolist()[:8]}... must rise strictly from 0 to {n}")]
+    out: list[FormatProblem] = []
+    starts = cu[:-1]
+    outside = (tokens < 0) if vocab_size is None else (tokens < 0) | (tokens >= vocab_size)
+    if outside.any():
+        out.append(FormatProblem("tokens.npy", f"token ids {np.unique(tokens[outside])[:5].tolist()} outside the "
+                                 f"vocabulary [0, {vocab_size if vocab_size is not None else 'inf'})"))
+    if classes.max(initial=0) >= len(TokenClass):
+        out.append(FormatProblem("classes.npy", f"unknown class id {int(classes.max())}"))
+    if not np.all(np.isfinite(weights)) or weights.min(initial=0) < 0:
+        out.append(FormatProblem("weights.npy", "weights must be finite and >= 0"))
+    if np.any(weights[starts] != 0):  # nothing in a document predicts its first token (DESIGN, weight semantics)
+        bad = starts[weights[starts] != 0].tolist()
+        out.append(FormatProblem("weights.npy", f"weight != 0 at document start(s) {bad}"))
+    if doc_tokens is not None and list(doc_tokens) != np.diff(cu).tolist():  # also catches a wrong document count
+        out.append(FormatProblem("json", f"document token counts {list(doc_tokens)[:8]} disagree with cu_seqlens"))
+    return out

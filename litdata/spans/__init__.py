@@ -1,0 +1,36 @@
+"""Span classification inside turns: task-template mining and harmful spans (DESIGN.md, 'classify').
+
+The names below are imported on first use (PEP 562), not with the package: the labeler pulls in spaCy (and,
+through thinc, torch) and mining pulls in polars, seconds of start-up that `litdata --help` and the argument
+parser (which imports litdata.commands.span_options) should not pay.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from litdata.spans.labeler import SpanLabel, TurnLabeler
+    from litdata.spans.mining import mine_templates
+    from litdata.spans.settings import HarmfulSettings, MiningSettings
+    from litdata.spans.table import TemplateTable
+
+_WHERE = {
+    "HarmfulSettings": "litdata.spans.settings",
+    "MiningSettings": "litdata.spans.settings",
+    "SpanLabel": "litdata.spans.labeler",
+    "TurnLabeler": "litdata.spans.labeler",
+    "mine_templates": "litdata.spans.mining",
+    "TemplateTable": "litdata.spans.table",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'litdata.spans' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

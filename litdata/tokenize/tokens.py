@@ -1,0 +1,277 @@
+"""Tokenization with offsets, and one class per token from the rendered text's character classes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from litdata.classes import TokenClass
+from litdata.records.conversation import IMAGE_PLACEHOLDER
+from litdata.render.base import Rendered
+
+_SPACE_CODEPOINTS = np.array([9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x3000], dtype=np.uint32)
+
+
+class TokenizerError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerInfo:
+    """What the manifest and the training side need to know about the tokenizer, including every flag that
+    changes its ids and the library versions that produced them."""
+
+    name: str
+    vocab_hash: str
+    vocab_size: int  # len(tokenizer): includes added tokens such as <image>
+    image_token_id: int
+    pad_id: int
+    bos_token: str | None
+    eos_token: str | None
+    added_image_token: bool  # True when <image> was not in the tokenizer and the compiler added it
+    tokenizer_class: str
+    legacy: bool | None  # LLaMA tokenizers: word-start marker after special tokens (True) or not
+    add_bos_token: bool  # measured: does encoding with special tokens start with BOS
+    add_prefix_space: bool | None
+    backend: str  # "tokenizers" (tokenizer.json) or "sentencepiece" (a tokenizer.model-only folder)
+    versions: dict  # transformers, tokenizers (and sentencepiece for that backend)
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _check_folder(p: Path, path: str | Path) -> bool:
+    """Say what is missing from a folder that cannot load; True when only SentencePiece's model is there."""
+    if not p.exists():
+        raise TokenizerError(f"--tokenizer {path}: no such file or directory (a local Hugging Face tokenizer folder)")
+    if not p.is_dir() or (p / "tokenizer.json").is_file():
+        return False
+    if not (p / "tokenizer.model").is_file():
+        if any((p / f).is_file() for f in ("vocab.json", "vocab.txt", "merges.txt")):
+            return False  # other slow-tokenizer files: transformers says itself what it lacks
+        raise TokenizerError(f"--tokenizer {path}: no tokenizer.json (a fast tokenizer) and no tokenizer.model "
+                             "(SentencePiece) in the folder")
+    missing = [m for m in ("sentencepiece", "google.protobuf") if not _importable(m)]
+    if missing:
+        names = " and ".join("protobuf" if m == "google.protobuf" else m for m in missing)
+        raise TokenizerError(f"--tokenizer {path}: the folder has tokenizer.model but no tokenizer.json; reading it "
+                             f"needs the {names} package(s): pip install sentencepiece protobuf")
+    if not (p / "tokenizer_config.json").is_file():
+        raise TokenizerError(f"--tokenizer {path}: tokenizer.model needs a tokenizer_config.json beside it naming "
+                             'the tokenizer class and its flags, e.g. {"tokenizer_class": "LlamaTokenizer", '
+                             '"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true, "legacy": true}')
+    return True
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _versions(backend: str) -> dict:
+    import tokenizers
+    import transformers
+
+    out = {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+    if backend == "sentencepiece":
+        import sentencepiece
+
+        out["sentencepiece"] = sentencepiece.__version__
+    return out
+
+
+def _flag(tok: Any, name: str) -> bool | None:
+    value = getattr(tok, name, None)
+    return value if isinstance(value, bool) else None
+
+
+def load_tokenizer(path: str | Path) -> tuple[Any, TokenizerInfo]:
+    """Load a local Hugging Face tokenizer folder and make sure `<image>` is a single special token.
+
+    A folder with `tokenizer.json` uses it (fast, with offsets). A folder with only `tokenizer.model` (and its
+    `tokenizer_config.json`) is encoded by SentencePiece itself (litdata/tokenize/sentencepiece.py).
+    """
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    p = Path(path)
+    sentencepiece_only = _check_folder(p, path)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True, use_fast=True)
+    except Exception as e:
+        raise TokenizerError(f"--tokenizer {path}: cannot load a Hugging Face tokenizer: {e}") from None
+    if not getattr(tok, "is_fast", False):
+        raise TokenizerError(f"--tokenizer {path}: a fast tokenizer (tokenizer.json) is needed for character offsets")
+    added = False
+    if tok.convert_tokens_to_ids(IMAGE_PLACEHOLDER) in (None, tok.unk_token_id):
+        tok.add_special_tokens({"additional_special_tokens": [IMAGE_PLACEHOLDER]})
+        added = True
+    image_id = tok.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
+    # What the tokenizer adds around a text, measured: transformers 5 reports `add_bos_token=False` for LLaMA
+    # tokenizer.json folders whose post-processor adds BOS all the same.
+    probe = tok.backend_tokenizer.encode("a", add_special_tokens=True).ids
+    adds_bos = bool(probe) and tok.bos_token_id is not None and probe[0] == tok.bos_token_id
+    adds_eos = bool(probe) and tok.eos_token_id is not None and probe[-1] == tok.eos_token_id
+    if sentencepiece_only:
+        from litdata.tokenize.sentencepiece import SentencePieceEncoder
+
+        tok.litdata_sentencepiece = SentencePieceEncoder(
+            p / "tokenizer.model", {str(t.content): int(i) for i, t in tok.added_tokens_decoder.items()},
+            bos_id=tok.bos_token_id, add_bos=adds_bos, eos_id=tok.eos_token_id, add_eos=adds_eos,
+            legacy=_flag(tok, "legacy") is not False)
+    if len(encode_texts(tok, [IMAGE_PLACEHOLDER])[0][0]) != 1:
+        raise TokenizerError(f"--tokenizer {path}: {IMAGE_PLACEHOLDER} does not encode to a single token")
+    vocab = json.dumps(sorted(tok.get_vocab().items()), separators=(",", ":")).encode()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    backend = "sentencepiece" if sentencepiece_only else "tokenizers"
+    info = TokenizerInfo(
+        name=p.name,
+        vocab_hash=hashlib.sha256(vocab).hexdigest(),
+        vocab_size=len(tok),
+        image_token_id=int(image_id),
+        pad_id=int(pad),
+        bos_token=tok.bos_token,
+        eos_token=tok.eos_token,
+        added_image_token=added,
+        tokenizer_class=type(tok).__name__,
+        legacy=_flag(tok, "legacy"),
+        add_bos_token=adds_bos,
+        add_prefix_space=_flag(tok, "add_prefix_space"),
+        backend=backend,
+        versions=_versions(backend),
+    )
+    return tok, info
+
+
+def _first_nonspace(text: str) -> np.ndarray:
+    """next_nonspace[i] = the smallest j >= i whose character is not whitespace (len(text) if none)."""
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    n = cps.shape[0]
+    idx = np.where(np.isin(cps, _SPACE_CODEPOINTS), n, np.arange(n, dtype=np.int64))
+    nxt = np.minimum.accumulate(idx[::-1])[::-1] if n else idx
+    return np.append(nxt, n)
+
+
+def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The class of each token: that of the character holding its first non-space character (DESIGN.md).
+
+    A token made only of spaces takes the class of the text that follows it: it is the word-start marker of
+    the next word (SentencePiece's lone `▁` before a digit, CJK or emoji; a byte-level BPE's lone ` `), and
+    LLaVA supervises it as the answer's first token (unless an image placeholder follows: the image class is
+    only ever the placeholder token's own). A token holding a line break or a tab keeps the class of its own
+    characters: templates use those as separators (ChatML's `\n`, Llama 3's `\n\n` after a header).
+    Tokens with empty offsets (added by the tokenizer itself, such as BOS) are markup.
+    """
+    if offsets.shape[0] == 0:
+        return np.zeros(0, dtype=np.uint8)
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    pos = _first_nonspace(text)[starts]
+    spaces_only = pos >= ends
+    if spaces_only.any():
+        only_blank = np.fromiter((text[a:b].strip(" ") == "" for a, b in zip(starts[spaces_only], ends[spaces_only])),
+                                 dtype=bool, count=int(spaces_only.sum()))
+        follows = np.zeros_like(spaces_only)
+        follows[spaces_only] = only_blank
+        follows &= pos < len(text)
+        # An image placeholder is a token of its own, not a word: a space before it keeps its own class, and the
+        # image class stays exclusive to placeholder tokens.
+        follows[follows] = char_classes[pos[follows]] != TokenClass.IMAGE
+        # Blank runs take the next non-space character's class; other whitespace keeps its own first character.
+        pos = np.where(spaces_only & ~follows, starts, pos)
+    classes = np.zeros(starts.shape[0], dtype=np.uint8)
+    has_chars = ends > starts
+    classes[has_chars] = char_classes[pos[has_chars]]
+    return classes
+
+
+def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Batch-encode rendered texts (special tokens in the text are recognised; nothing is added around them).
+
+    Calls the Rust tokenizer directly: the transformers wrapper converts every encoding to Python lists and
+    back, which cost more than the tokenization itself in the compile profile.
+    """
+    return _encode(tokenizer, texts, add_special_tokens=False)
+
+
+def _encode(tokenizer: Any, texts: Sequence[str], *, add_special_tokens: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    sp = getattr(tokenizer, "litdata_sentencepiece", None)
+    if sp is not None:  # a tokenizer.model-only folder: SentencePiece's own ids (litdata/tokenize/sentencepiece.py)
+        return sp.encode_batch(texts, add_special_tokens=add_special_tokens)
+    encodings = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+    return [
+        (np.array(e.ids, dtype=np.int32), np.array(e.offsets, dtype=np.int64).reshape(-1, 2)) for e in encodings
+    ]
+
+
+def encode_rendered(tokenizer: Any, rendered: Sequence[Rendered], image_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ids, classes) for each rendered conversation, tokenized the way its template's reference code does.
+
+    Plain renderings are one `encode_batch` call (what `apply_chat_template(tokenize=True)` does). LLaVA-style
+    renderings are split at every `<image>` and all chunks of the batch go through one more `encode_batch` with
+    the tokenizer's own special tokens, then are spliced as `tokenizer_image_token` splices them.
+    """
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(rendered)
+    plain = [i for i, r in enumerate(rendered) if not r.llava_chunks]
+    for i, (ids, offsets) in zip(plain, encode_texts(tokenizer, [rendered[i].text for i in plain])):
+        r = rendered[i]
+        out[i] = (ids, token_classes(r.text, r.char_classes, offsets))
+    chunked = [i for i, r in enumerate(rendered) if r.llava_chunks]
+    starts = [_chunk_starts(rendered[i].text) for i in chunked]
+    pieces = [rendered[i].text[a:b] for i, cuts in zip(chunked, starts) for a, b in cuts]
+    encoded = iter(_encode(tokenizer, pieces, add_special_tokens=True))
+    bos = _bos_policy(tokenizer) if chunked else (None, False)
+    for i, cuts in zip(chunked, starts):
+        out[i] = _splice_chunks(rendered[i], cuts, [next(encoded) for _ in cuts], image_id, bos)
+    return out  # type: ignore[return-value]
+
+
+def _chunk_starts(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the text between `<image>` placeholders, as `prompt.split('<image>')` cuts it."""
+    cuts, at = [], 0
+    while True:
+        k = text.find(IMAGE_PLACEHOLDER, at)
+        if k < 0:
+            cuts.append((at, len(text)))
+            return cuts
+        cuts.append((at, k))
+        at = k + len(IMAGE_PLACEHOLDER)
+
+
+def _bos_policy(tokenizer: Any) -> tuple[int | None, bool]:
+    """(BOS id, whether litdata must prepend it): a LLaMA tokenizer adds BOS itself; one that has a BOS token but
+    does not add it (the bundled demo tokenizer) gets it prepended, since vicuna_v1 is a LLaMA template."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return None, False
+    probe = _encode(tokenizer, ["a"], add_special_tokens=True)[0][0]
+    return int(bos), not (probe.shape[0] and int(probe[0]) == bos)
+
+
+def _splice_chunks(r: Rendered, cuts, parts, image_id: int,
+                   bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
+    """LLaVA's `tokenizer_image_token`: if the first chunk starts with BOS, keep it once and drop the first token
+    of every chunk; put the image id between chunks. Offsets move from chunk to text coordinates (an image id
+    gets its `<image>` tag's span), so the classes come from one `token_classes` call per record."""
+    bos_id, prepend = bos
+    first = parts[0][0]
+    drop = 1 if not prepend and first.shape[0] and bos_id is not None and int(first[0]) == bos_id else 0
+    ids_out: list = [[bos_id]] if prepend else [first[:1]] if drop else []
+    offs_out: list = [np.zeros((1, 2), dtype=np.int64)] if (prepend or drop) else []
+    for k, ((a, _), (ids, offs)) in enumerate(zip(cuts, parts)):
+        if k:
+            ids_out.append([image_id])
+            offs_out.append(np.array([[a - len(IMAGE_PLACEHOLDER), a]], dtype=np.int64))
+        ids_out.append(ids[drop:])
+        offs_out.append(offs[drop:] + a)
+    ids = np.concatenate(ids_out).astype(np.int32)
+    return ids, token_classes(r.text, r.char_classes, np.concatenate(offs_out))

@@ -1,1 +1,0 @@
-"""Writing the output folder: shards, manifest, rejects, and Energon's .nv-meta."""
