@@ -87,3 +87,40 @@ def test_sentencepiece_legacy_false_adds_no_word_start_after_a_special_token(tmp
         got[legacy] = tok.convert_ids_to_tokens(ids.tolist())
     assert got[True] == ["▁Hi", "</s>", "▁US", "ER", ":"]
     assert got[False] == ["▁Hi", "</s>", "USER", ":"]
+
+
+def _one_token_class(text, cls, a, b):
+    """DESIGN.md's rule for one token, written out character by character."""
+    spaces = "\t\n\x0b\x0c\r \x85\xa0\u3000"
+    if a == b:
+        return C.MARKUP
+    first = next((j for j in range(a, b) if text[j] not in spaces), None)
+    if first is not None:
+        return C(int(cls[first]))
+    after = next((j for j in range(b, len(text)) if text[j] not in spaces), None)
+    if set(text[a:b]) == {" "} and after is not None and cls[after] != C.IMAGE:
+        return C(int(cls[after]))
+    return C(int(cls[a]))
+
+
+def test_classes_of_many_texts_at_once_are_each_texts_own():
+    """token_classes_many lays the texts end to end; nothing may look past the end of its own text (trailing
+    spaces before the next text's words, image tags at the start of the next text)."""
+    import random
+
+    from litdata.tokenize.tokens import token_classes_many
+
+    rng = random.Random(7)
+    alphabet = [" ", " ", "  ", "\n", "\t", "\u3000", "a", "b", "é", "😀", "<image>"]
+    for _ in range(200):
+        texts, classes, offsets = [], [], []
+        for _ in range(rng.randint(1, 6)):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+            cls = np.array([rng.choice([0, 2, 4, 5]) for _ in text], dtype=np.uint8)
+            cuts = sorted(rng.randint(0, len(text)) for _ in range(rng.randint(0, 8)))
+            texts.append(text)
+            classes.append(cls)
+            offsets.append(np.array(list(zip(cuts, cuts[1:])), dtype=np.int64).reshape(-1, 2))
+        got = token_classes_many(texts, classes, offsets)
+        for text, cls, offs, g in zip(texts, classes, offsets, got):
+            assert [C(int(c)) for c in g] == [_one_token_class(text, cls, a, b) for a, b in offs], (text, offs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from litdata.classes import TokenClass
 from litdata.spans.harmful import ModelDetector, build_matcher
-from litdata.spans.sentences import Sentence, SentenceSplitter, make_nlp
+from litdata.spans.sentences import Sentence, SentenceSplitter, shared_nlp
 from litdata.spans.settings import HarmfulSettings
 from litdata.spans.shapes import matching_template
 from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
@@ -24,6 +24,7 @@ __all__ = ["SpanLabel", "TurnLabeler"]
 
 _IMAGE_RE = re.compile(re.escape(IMAGE_PLACEHOLDER))
 _SCORE_CACHE_SIZE = 100_000
+_SHAPE_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,16 +46,21 @@ class TurnLabeler:
         self._splitter: SentenceSplitter | None = None
         self._model: ModelDetector | None = None
         self._scores: dict[str, float] = {}
+        self._shapes: dict[str, str | None] = {}  # sentence -> matching_template(sentence), bounded
         self._anchors = _anchors(self.template_shapes, self.harmful.phrases if self.harmful else ())
 
-    def _needs_spacy(self, segment: str) -> bool:
-        """False when `segment` can hold neither a template sentence nor a lexicon phrase, so that spaCy can
-        skip it. Exact: a sentence whose shape is a template contains the template's longest literal piece,
-        and a PhraseMatcher hit contains its phrase, both once case and whitespace are ignored."""
+    def _turn_anchors(self, text: str) -> tuple[str, ...] | None:
+        """The anchors that `text` contains once case and whitespace are ignored; None when every segment needs
+        spaCy (some template has no anchor, or a model scores every sentence).
+
+        A segment holding a template sentence contains the template's longest literal piece, and a PhraseMatcher
+        hit contains its phrase, both once case and whitespace are ignored. A segment's whitespace-free form is
+        a substring of its turn's, so a turn that contains no anchor needs no spaCy at all, and the segments of
+        the others need only be checked for the anchors their turn contains. Both skips are exact."""
         if self._anchors is None or (self.harmful is not None and self.harmful.model_path):
-            return True
-        flat = "".join(segment.lower().split())
-        return any(a in flat for a in self._anchors)
+            return None
+        flat = "".join(text.lower().split())
+        return tuple(a for a in self._anchors if a in flat)
 
     def __getstate__(self) -> dict:
         return {"template_shapes": self.template_shapes, "harmful": self.harmful}
@@ -64,7 +70,7 @@ class TurnLabeler:
 
     def _ensure_loaded(self) -> SentenceSplitter:
         if self._splitter is None:
-            nlp = make_nlp()
+            nlp = shared_nlp()
             matcher = build_matcher(nlp, self.harmful.phrases) if self.harmful else None
             if self.harmful and self.harmful.model_path:
                 self._model = ModelDetector(
@@ -83,10 +89,20 @@ class TurnLabeler:
         """`label` for many records at once (one spaCy pass and one model pass for all of them)."""
         flat = [(role, text) for turns in records for role, text in turns]
         wanted = [i for i, (role, _) in enumerate(flat) if self.harmful or (role is Role.USER and self.template_shapes)]
+        found = [self._turn_anchors(flat[i][1]) for i in wanted]
+        todo = [(i, hits) for i, hits in zip(wanted, found) if hits != ()]  # a turn without anchors has no label
         sentences: list[list[Sentence]] = [[] for _ in flat]
-        if wanted:  # no spaCy load (a few hundred MB per worker) when there is nothing to look for
+        if todo:  # no spaCy load (a few hundred MB per worker) when there is nothing to look for
+
+            def needs_spacy(k: int, segment: str) -> bool:
+                hits = todo[k][1]
+                if hits is None:
+                    return True
+                segment_flat = "".join(segment.lower().split())
+                return any(a in segment_flat for a in hits)
+
             splitter = self._ensure_loaded()
-            for i, sents in zip(wanted, splitter.split([flat[i][1] for i in wanted], self._needs_spacy)):
+            for (i, _), sents in zip(todo, splitter.split([flat[i][1] for i, _ in todo], needs_spacy)):
                 sentences[i] = sents
         scores = self._model_scores(flat, sentences)
         labels = [self._turn_labels(role, text, sents, scores) for (role, text), sents in zip(flat, sentences)]
@@ -113,6 +129,8 @@ class TurnLabeler:
     ) -> list[SpanLabel]:
         labels: list[SpanLabel] = []
         for s in sentences:
+            if not s.searched:  # a segment without anchors: no lexicon hit, no model (see _turn_anchors), no template
+                continue
             sentence = text[s.start : s.end]
             score = scores.get(sentence)
             threshold = self.harmful.threshold if self.harmful else 1.0
@@ -132,7 +150,7 @@ class TurnLabeler:
                     SpanLabel(start=s.start, end=s.end, cls=TokenClass.HARMFUL, matcher=self._model.name, score=score)
                 )
             elif role is Role.USER and self.template_shapes:
-                shape = matching_template(sentence, self.template_shapes)
+                shape = self._template_of(sentence)
                 if shape is not None:
                     labels.append(
                         SpanLabel(
@@ -142,6 +160,16 @@ class TurnLabeler:
         if labels and len(labels) == len(sentences):
             labels = _widen(text, labels)
         return labels
+
+
+    def _template_of(self, sentence: str) -> str | None:
+        """matching_template, remembered per sentence: template sentences repeat in most records."""
+        if sentence in self._shapes:
+            return self._shapes[sentence]
+        if len(self._shapes) >= _SHAPE_CACHE_SIZE:
+            self._shapes.clear()  # cheaper than LRU bookkeeping; the frequent sentences come back at once
+        shape = self._shapes[sentence] = matching_template(sentence, self.template_shapes)
+        return shape
 
 
 def _widen(text: str, labels: list[SpanLabel]) -> list[SpanLabel]:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from litdata.records.conversation import IMAGE_PLACEHOLDER
 
-_SEPARATOR_RE = re.compile(rf"\n|{re.escape(IMAGE_PLACEHOLDER)}")
 _OPENING = frozenset("([{\"'“‘")
 
 
@@ -30,6 +29,9 @@ class Sentence:
     start: int  # character offsets into the text the sentence was found in
     end: int
     lexicon_hit: str | None = None  # the lexicon phrase matched inside the sentence, if any
+    # False for a whole segment that the caller's `needs_spacy` ruled out: it holds nothing the caller looks
+    # for, so the caller can skip looking (see SentenceSplitter.split).
+    searched: bool = True
 
 
 def make_nlp():
@@ -41,18 +43,29 @@ def make_nlp():
     return nlp
 
 
+@functools.cache
+def shared_nlp():
+    """One `make_nlp()` per process, for the mining pass and the labeler alike: building it costs about 0.1 s
+    of CPU (spaCy's tokenizer exceptions), paid once per compile per pass otherwise. Sharing it changes no
+    result: the sentencizer and the tokenizer are rule-based, and a PhraseMatcher built on its vocabulary
+    belongs to its own labeler."""
+    return make_nlp()
+
+
 def segments(text: str) -> list[tuple[int, int]]:
     """(start, end) of the non-blank pieces of `text` between newlines and `<image>` tags, trimmed."""
+    # str.split instead of a regex scan: this runs on every turn of both passes, and most turns hold no tag.
     out = []
     pos = 0
-    for sep in [*_SEPARATOR_RE.finditer(text), None]:
-        stop = sep.start() if sep is not None else len(text)
-        piece = text[pos:stop]
-        stripped = piece.strip()
-        if stripped:
-            start = pos + len(piece) - len(piece.lstrip())
-            out.append((start, start + len(stripped)))
-        pos = sep.end() if sep is not None else stop
+    tag = len(IMAGE_PLACEHOLDER)
+    for line in text.split("\n"):
+        for piece in line.split(IMAGE_PLACEHOLDER) if IMAGE_PLACEHOLDER in line else (line,):
+            stripped = piece.strip()
+            if stripped:
+                start = pos + len(piece) - len(piece.lstrip())
+                out.append((start, start + len(stripped)))
+            pos += len(piece) + tag
+        pos += 1 - tag  # the last piece of a line is followed by the newline, not by a tag
     return out
 
 
@@ -104,22 +117,26 @@ class SentenceSplitter:
     """
 
     def __init__(self, nlp=None, matcher=None, *, cache_size: int = 20_000, batch_size: int = 1000) -> None:
-        self.nlp = nlp if nlp is not None else make_nlp()
+        self.nlp = nlp if nlp is not None else shared_nlp()
         self.matcher = matcher
         self.cache_size = cache_size
         self.batch_size = batch_size
         self._cache: dict[str, tuple[Sentence, ...]] = {}
 
-    def split(self, texts: Sequence[str], needs_spacy: Callable[[str], bool] | None = None) -> list[list[Sentence]]:
+    def split(
+        self, texts: Sequence[str], needs_spacy: Callable[[int, str], bool] | None = None
+    ) -> list[list[Sentence]]:
         """Sentences of every text, with offsets into that text, in order.
 
-        `needs_spacy(segment)`, when given, says which segments can hold anything the caller looks for; the
-        others are returned as one sentence each without running spaCy (the caller must only use them to
-        know that a segment is there).
+        `needs_spacy(i, segment)`, when given, says which segments of `texts[i]` can hold anything the caller
+        looks for; the others are returned as one sentence each, with `searched=False`, without running spaCy
+        (the caller must only use them to know that a segment is there).
         """
         segs = [segments(t) for t in texts]
         if needs_spacy is not None:
-            segs_kept = [[(a, b) for a, b in ss if needs_spacy(t[a:b])] for t, ss in zip(texts, segs)]
+            segs_kept = [
+                [(a, b) for a, b in ss if needs_spacy(i, t[a:b])] for i, (t, ss) in enumerate(zip(texts, segs))
+            ]
         else:
             segs_kept = segs
         needed = dict.fromkeys(t[a:b] for t, ss in zip(texts, segs_kept) for a, b in ss)
@@ -133,7 +150,7 @@ class SentenceSplitter:
             for a, b in ss:
                 seg = text[a:b]
                 if seg not in fresh:  # a segment needs_spacy ruled out
-                    sents.append(Sentence(start=a, end=b))
+                    sents.append(Sentence(start=a, end=b, searched=False))
                     continue
                 for s in fresh[seg]:
                     sents.append(Sentence(start=a + s.start, end=a + s.end, lexicon_hit=s.lexicon_hit))

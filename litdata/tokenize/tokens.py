@@ -153,13 +153,10 @@ def load_tokenizer(path: str | Path) -> tuple[Any, TokenizerInfo]:
     return tok, info
 
 
-def _first_nonspace(text: str) -> np.ndarray:
-    """next_nonspace[i] = the smallest j >= i whose character is not whitespace (len(text) if none)."""
-    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    n = cps.shape[0]
-    idx = np.where(np.isin(cps, _SPACE_CODEPOINTS), n, np.arange(n, dtype=np.int64))
-    nxt = np.minimum.accumulate(idx[::-1])[::-1] if n else idx
-    return np.append(nxt, n)
+# _IS_SPACE[min(cp, len - 1)]: whether code point cp is one of _SPACE_CODEPOINTS (the last entry stands for all
+# code points above the largest one, none of which is a space). A lookup, not np.isin, which sorts every time.
+_IS_SPACE = np.zeros(int(_SPACE_CODEPOINTS.max()) + 2, dtype=bool)
+_IS_SPACE[_SPACE_CODEPOINTS] = True
 
 
 def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -172,26 +169,46 @@ def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray) -> n
     characters: templates use those as separators (ChatML's `\n`, Llama 3's `\n\n` after a header).
     Tokens with empty offsets (added by the tokenizer itself, such as BOS) are markup.
     """
-    if offsets.shape[0] == 0:
-        return np.zeros(0, dtype=np.uint8)
-    starts, ends = offsets[:, 0], offsets[:, 1]
-    pos = _first_nonspace(text)[starts]
+    return token_classes_many([text], [char_classes], [offsets])[0]
+
+
+def token_classes_many(
+    texts: Sequence[str], char_classes: Sequence[np.ndarray], offsets: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """`token_classes` of many texts in a handful of numpy calls over all of them: one text at a time, the
+    per-call overhead was most of the cost. The texts are laid end to end; every look-ahead is clipped at the
+    end of its own text, so each result is the one its text gives alone."""
+    counts = np.fromiter((o.shape[0] for o in offsets), dtype=np.int64, count=len(offsets))
+    if not counts.sum():
+        return [np.zeros(int(n), dtype=np.uint8) for n in counts]
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    base = np.cumsum(lengths) - lengths
+    stop = np.repeat(base + lengths, counts)  # per token: where its text ends
+    offs = np.concatenate(offsets) + np.repeat(base, counts)[:, None]
+    starts, ends = offs[:, 0], offs[:, 1]
+    text = "".join(texts)
+    classes_of = np.concatenate(char_classes)
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    n = cps.shape[0]
+    # next_nonspace[i]: the first j >= i whose character is not whitespace (n if none). It may lie in a later
+    # text: a token's look-ahead counts only below its own text's `stop`.
+    idx = np.where(_IS_SPACE[np.minimum(cps, _IS_SPACE.shape[0] - 1)], n, np.arange(n, dtype=np.int64))
+    next_nonspace = np.append(np.minimum.accumulate(idx[::-1])[::-1], n)
+    pos = next_nonspace[starts]
     spaces_only = pos >= ends
     if spaces_only.any():
-        only_blank = np.fromiter((text[a:b].strip(" ") == "" for a, b in zip(starts[spaces_only], ends[spaces_only])),
-                                 dtype=bool, count=int(spaces_only.sum()))
-        follows = np.zeros_like(spaces_only)
-        follows[spaces_only] = only_blank
-        follows &= pos < len(text)
+        # Only ' ' in [start, end): the count of other characters before each position tells.
+        not_blank = np.concatenate(([0], np.cumsum(cps != 32)))
+        follows = spaces_only & (not_blank[ends] == not_blank[starts]) & (pos < stop)
         # An image placeholder is a token of its own, not a word: a space before it keeps its own class, and the
         # image class stays exclusive to placeholder tokens.
-        follows[follows] = char_classes[pos[follows]] != TokenClass.IMAGE
+        follows[follows] = classes_of[pos[follows]] != TokenClass.IMAGE
         # Blank runs take the next non-space character's class; other whitespace keeps its own first character.
         pos = np.where(spaces_only & ~follows, starts, pos)
     classes = np.zeros(starts.shape[0], dtype=np.uint8)
     has_chars = ends > starts
-    classes[has_chars] = char_classes[pos[has_chars]]
-    return classes
+    classes[has_chars] = classes_of[pos[has_chars]]
+    return np.split(classes, np.cumsum(counts)[:-1])
 
 
 def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -218,21 +235,25 @@ def encode_rendered(tokenizer: Any, rendered: Sequence[Rendered], image_id: int)
 
     Plain renderings are one `encode_batch` call (what `apply_chat_template(tokenize=True)` does). LLaVA-style
     renderings are split at every `<image>` and all chunks of the batch go through one more `encode_batch` with
-    the tokenizer's own special tokens, then are spliced as `tokenizer_image_token` splices them.
+    the tokenizer's own special tokens, then are spliced as `tokenizer_image_token` splices them. The classes of
+    all of them come from one `token_classes_many` call.
     """
-    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(rendered)
+    encoded: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(rendered)  # (ids, offsets)
     plain = [i for i, r in enumerate(rendered) if not r.llava_chunks]
-    for i, (ids, offsets) in zip(plain, encode_texts(tokenizer, [rendered[i].text for i in plain])):
-        r = rendered[i]
-        out[i] = (ids, token_classes(r.text, r.char_classes, offsets))
+    for i, got in zip(plain, encode_texts(tokenizer, [rendered[i].text for i in plain])):
+        encoded[i] = got
     chunked = [i for i, r in enumerate(rendered) if r.llava_chunks]
     starts = [_chunk_starts(rendered[i].text) for i in chunked]
     pieces = [rendered[i].text[a:b] for i, cuts in zip(chunked, starts) for a, b in cuts]
-    encoded = iter(_encode(tokenizer, pieces, add_special_tokens=True))
+    parts = iter(_encode(tokenizer, pieces, add_special_tokens=True))
     bos = _bos_policy(tokenizer) if chunked else (None, False)
     for i, cuts in zip(chunked, starts):
-        out[i] = _splice_chunks(rendered[i], cuts, [next(encoded) for _ in cuts], image_id, bos)
-    return out  # type: ignore[return-value]
+        encoded[i] = _splice_chunks(cuts, [next(parts) for _ in cuts], image_id, bos)
+    done = [e for e in encoded if e is not None]
+    assert len(done) == len(rendered)
+    classes = token_classes_many([r.text for r in rendered], [r.char_classes for r in rendered],
+                                 [offsets for _, offsets in done])
+    return [(ids, c) for (ids, _), c in zip(done, classes)]
 
 
 def _chunk_starts(text: str) -> list[tuple[int, int]]:
@@ -257,14 +278,19 @@ def _bos_policy(tokenizer: Any) -> tuple[int | None, bool]:
     return int(bos), not (probe.shape[0] and int(probe[0]) == bos)
 
 
-def _splice_chunks(r: Rendered, cuts, parts, image_id: int,
-                   bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
+def _splice_chunks(cuts, parts, image_id: int, bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
     """LLaVA's `tokenizer_image_token`: if the first chunk starts with BOS, keep it once and drop the first token
     of every chunk; put the image id between chunks. Offsets move from chunk to text coordinates (an image id
-    gets its `<image>` tag's span), so the classes come from one `token_classes` call per record."""
+    gets its `<image>` tag's span), so the classes come from the text as a whole. Returns (ids, offsets)."""
     bos_id, prepend = bos
     first = parts[0][0]
     drop = 1 if not prepend and first.shape[0] and bos_id is not None and int(first[0]) == bos_id else 0
+    if len(parts) == 1 and not prepend:  # no image: the chunk is the text (every text-only record)
+        offsets = parts[0][1]
+        if drop and offsets[0].any():  # the kept BOS gets an empty span, as below
+            offsets = offsets.copy()
+            offsets[0] = 0
+        return first, offsets
     ids_out: list = [[bos_id]] if prepend else [first[:1]] if drop else []
     offs_out: list = [np.zeros((1, 2), dtype=np.int64)] if (prepend or drop) else []
     for k, ((a, _), (ids, offs)) in enumerate(zip(cuts, parts)):
@@ -274,4 +300,4 @@ def _splice_chunks(r: Rendered, cuts, parts, image_id: int,
         ids_out.append(ids[drop:])
         offs_out.append(offs[drop:] + a)
     ids = np.concatenate(ids_out).astype(np.int32)
-    return ids, token_classes(r.text, r.char_classes, np.concatenate(offs_out))
+    return ids, np.concatenate(offs_out)
