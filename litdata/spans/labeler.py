@@ -48,6 +48,7 @@ class TurnLabeler:
         self._scores: dict[str, float] = {}
         self._shapes: dict[str, str | None] = {}  # sentence -> matching_template(sentence), bounded
         self._anchors = _anchors(self.template_shapes, self.harmful.phrases if self.harmful else ())
+        self._shortest = min(map(len, self._anchors), default=0) if self._anchors is not None else 0
 
     def _turn_anchors(self, text: str) -> tuple[str, ...] | None:
         """The anchors that `text` contains once case and whitespace are ignored; None when every segment needs
@@ -59,7 +60,10 @@ class TurnLabeler:
         the others need only be checked for the anchors their turn contains. Both skips are exact."""
         if self._anchors is None or (self.harmful is not None and self.harmful.model_path):
             return None
-        flat = "".join(text.lower().split())
+        lower = text.lower()
+        if len(lower) < self._shortest:  # short answers ("Yes", "left") hold no anchor
+            return ()
+        flat = "".join(lower.split())
         return tuple(a for a in self._anchors if a in flat)
 
     def __getstate__(self) -> dict:
@@ -67,6 +71,12 @@ class TurnLabeler:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
+
+    def load(self) -> None:
+        """Build spaCy (and the model) now rather than at the first turn that needs them, when anything is looked
+        for at all; a caller that settles its heap after start-up (encode.py) wants them built first."""
+        if self.harmful or self.template_shapes:
+            self._ensure_loaded()
 
     def _ensure_loaded(self) -> SentenceSplitter:
         if self._splitter is None:

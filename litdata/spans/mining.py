@@ -112,10 +112,14 @@ def chunk_rows(chunk: list[Conversation], first_record: int, splitter: SentenceS
     records: list[int] = []
     shapes: list[str] = []
     examples: list[str] = []
+    known: dict[str, tuple[str, str | None]] = {}  # template sentences repeat in most records of a chunk
     for owner, text, sentences in zip(owners, texts, splitter.split(texts)):
         for s in sentences:
             sentence = text[s.start : s.end]
-            full, prefix = shapes_of(sentence)
+            got = known.get(sentence)
+            if got is None:
+                got = known[sentence] = shapes_of(sentence)
+            full, prefix = got
             example = sentence[:MAX_EXAMPLE_CHARS]
             for shape in (full, prefix) if prefix is not None else (full,):
                 records.append(owner)
