@@ -25,6 +25,8 @@ from litdata.output.folder import OutputDir
 from litdata.pack.packer import PackSettings, make_packer
 from litdata.records import Conversation, Document, Reject
 from litdata.stats import CompileStats
+from litdata.shards.manifest import Counts, Manifest, Packing, TemplatesEntry, TokenTotals
+from litdata.shards.schema import FORMAT_VERSION
 from litdata.shards.writer import ShardWriter
 
 
@@ -69,7 +71,7 @@ class CompileConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CompileResult:
-    manifest: dict
+    manifest: Manifest
     stats: CompileStats
     templates: object | None  # TemplateTable
 
@@ -206,13 +208,13 @@ def _run_key(cfg: CompileConfig, inputs: list[dict]) -> str:
     return hashlib.sha256(repr(sorted((k, repr(v)) for k, v in keep.items())).encode()).hexdigest()
 
 
-def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, templates_sha, shards) -> dict:
-    from litdata import FORMAT_NAME, FORMAT_VERSION, __version__
+def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, templates_sha, shards) -> Manifest:
+    from litdata import __version__
 
-    return {
-        "format": {"name": FORMAT_NAME, "version": FORMAT_VERSION},
-        "tool": {"name": "litdata", "version": __version__},
-        "config": {
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        tool={"name": "litdata", "version": __version__},
+        config={
             "tokenizer": {"path": cfg.tokenizer, **tokinfo.to_json()},
             "pad_id": tokinfo.pad_id,
             "image_token_id": tokinfo.image_token_id,
@@ -234,16 +236,14 @@ def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, t
             "template_mining": {**table.settings_dict(), "table_sha256": table.sha256()},
             "harmful": cfg.harmful.to_dict() if cfg.harmful is not None else None,
         },
-        "inputs": inputs,
-        "counts": stats.counts_json(),
-        "tokens": stats.tokens_json(),
-        "packing": {"seq_len": cfg.seq_len, "sequences": stats.sequences,
-                    "efficiency": round(stats.packing_efficiency, 6)},
-        "templates": {"file": "templates.parquet", "sha256": templates_sha,
-                      "count": len(table.template_shapes())},
-        "shards": [s.to_json() for s in shards],
-    }
-
+        inputs=tuple(inputs),
+        counts=Counts(**stats.counts_json()),
+        tokens=TokenTotals(**stats.tokens_json()),
+        packing=Packing(seq_len=cfg.seq_len, sequences=stats.sequences,
+                        efficiency=round(stats.packing_efficiency, 6)),
+        templates=TemplatesEntry(file="templates.parquet", sha256=templates_sha, count=len(table.template_shapes())),
+        shards=tuple(shards),
+    )
 
 
 def _image_token_config(rule) -> dict:

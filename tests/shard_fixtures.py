@@ -19,7 +19,7 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from litdata import FORMAT_NAME, FORMAT_VERSION
+from litdata.shards.schema import FORMAT_NAME, FORMAT_VERSION
 from litdata.classes import TokenClass, class_weights, weight_table
 
 PAD_ID = 0

@@ -21,7 +21,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from litdata import FORMAT_NAME
+from litdata.shards.schema import FORMAT_NAME
 from litdata.shards.energon import META_DIR, ShardEntry, write_nv_meta
 
 energon = pytest.importorskip("megatron.energon")

@@ -37,7 +37,7 @@ from adapters.energon import (
 )
 from adapters.energon.loss import WEIGHT_SCALE, weighted_loss
 from adapters.megatron.reweigh import Reweigh
-from litdata import FORMAT_NAME
+from litdata.shards.schema import FORMAT_NAME
 from litdata.classes import TokenClass
 from litdata.shards.energon import ShardEntry, write_nv_meta
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from adapters.hf.reader import CorruptShardError, Sample, decode, iter_members, open_folder
 from adapters.megatron.reweigh import Reweigh
+from litdata.shards.atomic import atomic_file
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -51,10 +52,9 @@ def export_parquet(data, out: str | os.PathLike, *, skip_image_documents: bool =
                    reweigh: Reweigh | None = None) -> ExportReport:
     folder = open_folder(data)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
     written = skipped = 0
     rows: list[dict] = []
-    try:
+    with atomic_file(out) as tmp:
         with pq.ParquetWriter(tmp, SCHEMA) as writer:
             for info in folder.shards:
                 for key, members in iter_members(info):
@@ -76,9 +76,6 @@ def export_parquet(data, out: str | os.PathLike, *, skip_image_documents: bool =
             if rows:
                 writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
                 written += len(rows)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportReport(documents=written, skipped_image_documents=skipped)
 
 

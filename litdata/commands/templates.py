@@ -79,17 +79,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_table(table, out: str) -> None:
     """Write through a temporary file, so that a failed write leaves neither a partial table nor the temporary."""
-    import contextlib
-    import os
-
     from litdata.cli import UsageError
+    from litdata.shards.atomic import atomic_file
 
-    final = Path(out)
-    tmp = final.with_name(f".{final.name}.tmp")
     try:
-        table.write_parquet(tmp)
-        os.replace(tmp, final)
+        with atomic_file(out) as tmp:
+            table.write_parquet(tmp)
     except OSError as e:
-        with contextlib.suppress(OSError):  # e.g. its folder is a file: there is no temporary to remove
-            tmp.unlink()
         raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None

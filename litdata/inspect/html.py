@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from litdata.inspect.palette import PALETTE, format_weight
 from litdata.inspect.reader import OutputFolder, PackedDocument
 from litdata.inspect.spans import Decoder, Span, document_spans
 from litdata.inspect.stats import CLASS_COLUMNS, scan
+from litdata.shards.atomic import atomic_write
 from litdata.weigh import weigh
 
 PER_TOKEN_BUDGET = 60_000  # sampled tokens up to which every token gets its own hover title
@@ -256,7 +256,5 @@ def write_report(folder: OutputFolder, out: str | Path, *, samples: int = 50, mo
     out = Path(out)
     page, n_docs, n_files = build_page(folder, samples=samples, mode=mode, tokenizer=tokenizer)
     data = page.encode("utf-8")
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    atomic_write(out, data)
     return Report(path=out, bytes=len(data), documents=n_docs, sources=n_files)

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import stat
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,24 +21,22 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from litdata.classes import TokenClass
+from litdata.shards.schema import (
+    ARRAYS,
+    IMAGE,
+    IMAGE_ARRAYS,
+    IMAGE_TILES,
+    IMAGE_TOKENS,
+    KEY,
+    MAX_IMAGE_BYTES,
+    MAX_JSON_BYTES,
+    MAX_OTHER_BYTES,
+    NPY_HEADER_MAX,
+    SHARD_NAME,
+    max_items,
+)
 
-# The array members of every sample, 1-D each, in the order callers unpack them.
-ARRAYS = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
-# Per-image members of samples with images (format 2): each image's expanded count, and tiles for tiling rules.
-IMAGE_ARRAYS = {"image_tokens.npy": np.int32, "image_tiles.npy": np.int32}
-KEY = re.compile(r"^[0-9A-Za-z_-]+$")  # dot-free, so a member name splits into key and suffix at its first dot
-IMAGE = re.compile(r"^img(\d{3,})\.[a-z0-9]+$")  # KEY.imgNNN.EXT, numbered in placeholder order
-SHARD_NAME = re.compile(r"^shard-[0-9]{6,}\.tar$")  # the writer's names (shards/writer.py SHARD_PATTERN)
 T = TypeVar("T")
-
-# Bounds on what a member may make a reader allocate. Sizes in tar and .npy headers are claims, not facts: a GNU
-# sparse member of a 10 KB shard expands to gigabytes, an .npy header can declare 10^12 items. Every member is
-# checked against these before its bytes are read, every array header before its array is allocated.
-DEFAULT_MAX_TOKENS = 1 << 24  # when no manifest gives seq_len (a shard read on its own)
-NPY_HEADER_MAX = 1 << 16  # the .npy v1 header length field is 16 bits; np.save pads to 64-byte multiples
-MAX_JSON_BYTES = 64 << 20  # per-document metadata of one sequence; the compiler's whole-record bound
-MAX_IMAGE_BYTES = 256 << 20  # the default max_shard_bytes: no compiled image can be larger than its shard
-MAX_OTHER_BYTES = 64 << 20  # members this reader does not know (a newer format version, another producer)
 
 
 class FormatProblem(ValueError):
@@ -78,7 +75,7 @@ def group_samples(members: Iterable[tuple[str, T]]) -> Iterator[tuple[str, dict[
 def max_member_bytes(suffix: str, seq_len: int | None) -> int:
     """The most bytes a member with this suffix may hold in a shard compiled for `seq_len` (None: unknown)."""
     if suffix.endswith(".npy"):  # every array holds at most seq_len + 1 items (cu_seqlens), none wider than 8 bytes
-        return NPY_HEADER_MAX + 8 * ((seq_len or DEFAULT_MAX_TOKENS) + 1)
+        return NPY_HEADER_MAX + 8 * max_items(seq_len)
     if suffix == "json":
         return MAX_JSON_BYTES
     if IMAGE.match(suffix):
@@ -185,17 +182,35 @@ def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: i
     the manifest's `config.image_tokens`. Raises FormatProblem when the member is missing and `fixed` is None (a
     sample without images has no member and needs none), or has the wrong dtype, shape or length, or a negative
     count."""
-    a = arrays.get("image_tokens.npy")
+    a = arrays.get(IMAGE_TOKENS)
     if a is None:
         if fixed is None and n_images:
-            raise FormatProblem("image_tokens.npy", f"missing ({n_images} images and no fixed count to fall back on)")
+            raise FormatProblem(IMAGE_TOKENS, f"missing ({n_images} images and no fixed count to fall back on)")
         return np.full(n_images, fixed or 0, dtype=np.int32)
-    if a.dtype != np.int32 or a.ndim != 1:
-        raise FormatProblem("image_tokens.npy", f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
+    if a.dtype != IMAGE_ARRAYS[IMAGE_TOKENS] or a.ndim != 1:
+        raise FormatProblem(IMAGE_TOKENS, f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
     if len(a) != n_images:
-        raise FormatProblem("image_tokens.npy", f"{len(a)} counts for {n_images} images")
+        raise FormatProblem(IMAGE_TOKENS, f"{len(a)} counts for {n_images} images")
     if a.min(initial=0) < 0:
-        raise FormatProblem("image_tokens.npy", f"negative count {int(a.min())}")
+        raise FormatProblem(IMAGE_TOKENS, f"negative count {int(a.min())}")
+    return a
+
+
+def image_tile_counts(arrays: Mapping[str, np.ndarray], n_images: int,
+                      tiled_rule: str | None = None) -> np.ndarray | None:
+    """Each image's count of tiles, int32 [n_images] in placeholder order (the sample's `image_tiles.npy`, in
+    `arrays` keyed by suffix), or None when the sample has none. Raises FormatProblem when it is missing although
+    the compile's rule `tiled_rule` cuts images into tiles and the sample has images, or has the wrong dtype,
+    shape or length."""
+    a = arrays.get(IMAGE_TILES)
+    if a is None:
+        if tiled_rule is not None and n_images:
+            raise FormatProblem(IMAGE_TILES, f"missing ({n_images} images, rule {tiled_rule})")
+        return None
+    if a.dtype != IMAGE_ARRAYS[IMAGE_TILES] or a.ndim != 1:
+        raise FormatProblem(IMAGE_TILES, f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
+    if len(a) != n_images:
+        raise FormatProblem(IMAGE_TILES, f"{len(a)} tile counts for {n_images} images")
     return a
 
 

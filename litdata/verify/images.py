@@ -10,7 +10,9 @@ import warnings
 import numpy as np
 
 from litdata.shards import reader as shard_format
-from litdata.images.tokens import RuleError, rule_from_config
+from litdata.images.tokens import RuleError
+from litdata.shards.manifest import Manifest
+from litdata.shards.schema import IMAGE_ARRAYS, IMAGE_TOKENS
 
 
 def _size(data: bytes) -> tuple[int, int] | None:
@@ -26,24 +28,19 @@ def _size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def image_counts(m: dict[str, bytes], image_bytes: list[bytes] | None, n_img: int, cfg: dict) -> np.ndarray:
+def image_counts(m: dict[str, bytes], image_bytes: list[bytes] | None, n_img: int, manifest: Manifest) -> np.ndarray:
     """The sample's per-image counts, checked. Raises FormatProblem for the first thing wrong.
     `image_bytes`: the image members in placeholder order, or None when they do not match the placeholders
     (already reported), so that only the member's own shape is checked."""
-    version2 = cfg.get("image_token_rule") is not None
-    arrays = {s: shard_format.load_array(s, m[s]) for s in shard_format.IMAGE_ARRAYS if s in m}
-    if n_img and version2 and "image_tokens.npy" not in arrays:
-        raise shard_format.FormatProblem("image_tokens.npy", f"missing ({n_img} images)")
-    counts = shard_format.image_token_counts(arrays, n_img, None if version2 else int(cfg["image_tokens"]))
+    arrays = {s: shard_format.load_array(s, m[s]) for s in IMAGE_ARRAYS if s in m}
+    if n_img and manifest.image_token_rule is not None and IMAGE_TOKENS not in arrays:
+        raise shard_format.FormatProblem(IMAGE_TOKENS, f"missing ({n_img} images)")
+    counts = shard_format.image_token_counts(arrays, n_img, manifest.fixed_image_tokens)
     try:
-        rule = rule_from_config(cfg)
+        rule = manifest.image_rule()
     except RuleError as e:
-        raise shard_format.FormatProblem("image_tokens.npy", f"cannot recompute: {e}") from None
-    tiles = arrays.get("image_tiles.npy")
-    if rule.tiled and n_img and tiles is None:
-        raise shard_format.FormatProblem("image_tiles.npy", f"missing ({n_img} images, rule {rule.spec})")
-    if tiles is not None and len(tiles) != n_img:
-        raise shard_format.FormatProblem("image_tiles.npy", f"{len(tiles)} tile counts for {n_img} images")
+        raise shard_format.FormatProblem(IMAGE_TOKENS, f"cannot recompute: {e}") from None
+    tiles = shard_format.image_tile_counts(arrays, n_img, rule.spec if rule.tiled else None)
     if rule.fixed is not None:
         bad = np.flatnonzero(counts != rule.fixed)
         if len(bad):
