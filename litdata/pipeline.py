@@ -21,7 +21,7 @@ from litdata import fsio
 from litdata.classes import TokenClass, class_weights
 from litdata.encode import EncodeSpec, Encoder
 from litdata.hashing import file_sha256
-from litdata.output.folder import OutputDir
+from litdata.output.folder import OutputWriter
 from litdata.pack.packer import PackSettings, make_packer
 from litdata.records import Conversation, Document, Reject
 from litdata.stats import CompileStats
@@ -125,7 +125,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     limits = cfg.read_limits or ReadLimits()
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
     inputs = [{"path": s, "sha256": file_sha256(s), "bytes": fsio.size(s)} for s in cfg.sources]
-    out = OutputDir(cfg.out)
+    out = OutputWriter(cfg.out)
     local_inputs = [p for p in [*cfg.sources, *([cfg.image_root] if cfg.image_root else [])] if not fsio.is_url(p)]
     out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite, inputs=local_inputs)
 

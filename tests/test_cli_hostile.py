@@ -141,9 +141,9 @@ def test_a_broken_harmful_model_is_one_line_before_anything_is_written(tmp_path,
 
 
 def test_a_failing_side_file_writer_leaves_no_temporary(tmp_path):
-    from litdata.output.folder import OutputDir
+    from litdata.output.folder import OutputWriter
 
-    folder = OutputDir(tmp_path)
+    folder = OutputWriter(tmp_path)
     with pytest.raises(RuntimeError), folder.jsonl("rejects.jsonl") as w:
         w.write({"a": 1})
         raise RuntimeError("the run failed")

@@ -22,7 +22,7 @@ import webdataset as wds
 from PIL import Image
 
 from litdata.shards.schema import FORMAT_NAME
-from litdata.shards.energon import META_DIR, ShardEntry, write_nv_meta
+from litdata.shards.energon import META_DIR, EnergonShard, write_nv_meta
 
 energon = pytest.importorskip("megatron.energon")
 
@@ -135,7 +135,7 @@ def _assert_same_members(loaded: list[PackedSample], written: dict[str, dict]) -
 
 def test_energon_loads_every_sample_of_every_shard(out_dir: Path) -> None:
     written = _write_shards(out_dir, [3, 2])
-    entries = [ShardEntry(name="shard-000000.tar", sequences=3), ShardEntry(name="shard-000001.tar", sequences=2)]
+    entries = [EnergonShard(name="shard-000000.tar", sequences=3), EnergonShard(name="shard-000001.tar", sequences=2)]
     paths = write_nv_meta(out_dir, entries)
 
     assert {p.relative_to(out_dir).as_posix() for p in paths} == {
@@ -153,7 +153,7 @@ def test_energon_loads_every_sample_of_every_shard(out_dir: Path) -> None:
 
 def test_random_access_by_key_uses_the_sqlite_index(out_dir: Path) -> None:
     written = _write_shards(out_dir, [3, 2])
-    write_nv_meta(out_dir, [ShardEntry(name="shard-000000.tar"), ShardEntry(name="shard-000001.tar")])
+    write_nv_meta(out_dir, [EnergonShard(name="shard-000000.tar"), EnergonShard(name="shard-000001.tar")])
     _assert_same_members(_load_all(out_dir, cook_via_index), written)
 
 
@@ -165,7 +165,7 @@ def test_index_matches_energon_prepare(out_dir: Path, tmp_path: Path) -> None:
     for name in names:
         shutil.copyfile(out_dir / name, reference / name)
 
-    write_nv_meta(out_dir, [ShardEntry(name=name) for name in names])
+    write_nv_meta(out_dir, [EnergonShard(name=name) for name in names])
     energon.BaseWebdatasetFactory.prepare_dataset(reference, names, split_parts_patterns=[("train", r".*")], workers=1)
 
     for name in names:
@@ -185,7 +185,7 @@ def test_index_matches_energon_prepare(out_dir: Path, tmp_path: Path) -> None:
 
 def test_same_shards_give_byte_identical_metadata(out_dir: Path, tmp_path: Path) -> None:
     _write_shards(out_dir, [3, 2])
-    entries = [ShardEntry(name="shard-000000.tar"), ShardEntry(name="shard-000001.tar")]
+    entries = [EnergonShard(name="shard-000000.tar"), EnergonShard(name="shard-000001.tar")]
     copy = tmp_path / "copy"
     shutil.copytree(out_dir, copy)
 
@@ -203,7 +203,7 @@ def test_a_sample_key_used_twice_is_refused_with_its_name(out_dir: Path) -> None
     with wds.TarWriter(str(out_dir / "shard-000001.tar"), mtime=0) as sink:
         sink.write(_packed_sample(np.random.default_rng(1), "000000-000001", with_image=False))
     with pytest.raises(ValueError, match="000000-000001"):
-        write_nv_meta(out_dir, [ShardEntry(name="shard-000000.tar"), ShardEntry(name="shard-000001.tar")])
+        write_nv_meta(out_dir, [EnergonShard(name="shard-000000.tar"), EnergonShard(name="shard-000001.tar")])
 
 
 def test_split_sample_members_are_refused(out_dir: Path) -> None:
@@ -212,13 +212,13 @@ def test_split_sample_members_are_refused(out_dir: Path) -> None:
         sink.write({"__key__": "b", "json": b"{}"})
         sink.write({"__key__": "a", "tokens.npy": _npy(np.zeros(2, np.int32))})
     with pytest.raises(ValueError, match="not contiguous"):
-        write_nv_meta(out_dir, [ShardEntry(name="shard-000000.tar")])
+        write_nv_meta(out_dir, [EnergonShard(name="shard-000000.tar")])
 
 
 def test_a_wrong_sequence_count_is_refused(out_dir: Path) -> None:
     _write_shards(out_dir, [2])
     with pytest.raises(ValueError, match="holds 2 samples, the writer reported 3"):
-        write_nv_meta(out_dir, [ShardEntry(name="shard-000000.tar", sequences=3)])
+        write_nv_meta(out_dir, [EnergonShard(name="shard-000000.tar", sequences=3)])
 
 
 def test_energon_reads_the_compiled_demo_with_the_same_arrays(demo_out: Path) -> None:

@@ -39,7 +39,7 @@ from adapters.energon.loss import WEIGHT_SCALE, weighted_loss
 from adapters.megatron.reweigh import Reweigh
 from litdata.shards.schema import FORMAT_NAME
 from litdata.classes import TokenClass
-from litdata.shards.energon import ShardEntry, write_nv_meta
+from litdata.shards.energon import EnergonShard, write_nv_meta
 
 DEMO_IMAGE_TOKENS = 576  # the demo's default --image-tokens
 TILE = 28  # small tiles keep the image transform cheap; the pixel size does not change any token count
@@ -290,7 +290,7 @@ def _folder(tmp_path: Path, members: dict[str, bytes], *, image_tokens: int | No
     config = {"pad_id": 0, "image_token_id": IMG, "image_tokens": image_tokens}
     manifest = {"format": {"name": FORMAT_NAME, "version": 2}, "config": config}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    write_nv_meta(tmp_path, [ShardEntry(name="shard-000000.tar", sequences=1)])
+    write_nv_meta(tmp_path, [EnergonShard(name="shard-000000.tar", sequences=1)])
     return tmp_path
 
 

@@ -20,6 +20,7 @@ from adapters.megatron.images import ImageSpec
 from adapters.megatron.models import build_llava, preset
 from adapters.megatron.step import StepModel
 from benchmarks import lit_vs_vit as lvv
+from litdata.shards.manifest import Manifest
 from tests.megatron_utils import init_parallel
 
 ARGS = preset("llava-tiny")  # seq 256, 56 px images, 16 tokens per image
@@ -34,8 +35,8 @@ def world(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def config(world) -> dict:
-    return json.loads((world / "compiled" / "manifest.json").read_text())["config"]
+def manifest(world) -> Manifest:
+    return Manifest.read(world / "compiled")
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +45,19 @@ def questions(world) -> list[ev.Question]:
 
 
 @pytest.fixture(scope="module")
-def candidates(world, config, questions) -> PackedShardDataset:
-    out = ev.compile_candidates(ev.candidate_records(questions), config, image_root=str(world / "images"),
+def candidates(world, manifest, questions) -> PackedShardDataset:
+    out = ev.compile_candidates(ev.candidate_records(questions), manifest, image_root=str(world / "images"),
                                 out=world / "candidates")
     return PackedShardDataset(out, shuffle=False, epochs=1, image_spec=ImageSpec(size=ARGS.img_size))
 
 
-def tiny_llava(config: dict, seed: int = 0) -> StepModel:
+def tiny_llava(manifest: Manifest, seed: int = 0) -> StepModel:
     init_parallel()
     torch.manual_seed(seed)
-    model, state = build_llava(ARGS, vocab_size=config["tokenizer"]["vocab_size"], tp_size=1, on_gpu=False,
-                               image_token_index=config["image_token_id"])
+    model, state = build_llava(ARGS, vocab_size=manifest.vocab_size, tp_size=1, on_gpu=False,
+                               image_token_index=manifest.image_token_id)
     model.eval()
-    return StepModel(model=model, state=state, image_token_index=config["image_token_id"],
+    return StepModel(model=model, state=state, image_token_index=manifest.image_token_id,
                      image_tokens=model.img_seq_len)
 
 
@@ -81,9 +82,9 @@ def direct_loglik(sm: StepModel, seq: PackedSequence, doc: int) -> float:
     return float(sum(w * logp[ends[i - 1] - 1, tokens[i]] for i, w in enumerate(weights) if i > 0 and w > 0))
 
 
-def test_scores_are_the_candidates_log_likelihoods_each_run_alone(config, candidates, questions):
-    sm = tiny_llava(config)
-    scores = ev.score(sm, candidates, seq_len=config["seq_len"], blank=False)
+def test_scores_are_the_candidates_log_likelihoods_each_run_alone(manifest, candidates, questions):
+    sm = tiny_llava(manifest)
+    scores = ev.score(sm, candidates, seq_len=manifest.seq_len, blank=False)
     seqs = list(candidates)
     checked = 0
     for seq in seqs[:3]:
@@ -104,21 +105,21 @@ def test_only_the_answer_and_its_end_of_turn_are_scored(candidates):
         assert scored.size and np.all(scored == TokenClass.RESPONSE)
 
 
-def test_a_model_blind_to_the_image_has_visual_contribution_zero(config, candidates, questions):
-    sm = tiny_llava(config, seed=1)
+def test_a_model_blind_to_the_image_has_visual_contribution_zero(manifest, candidates, questions):
+    sm = tiny_llava(manifest, seed=1)
     with torch.no_grad():
         for p in sm.model.vision_projection.parameters():
             p.zero_()  # every image becomes the same zero embeddings: the model cannot see it
-    real = ev.score(sm, candidates, seq_len=config["seq_len"], blank=False)
-    blank = ev.score(sm, candidates, seq_len=config["seq_len"], blank=True)
+    real = ev.score(sm, candidates, seq_len=manifest.seq_len, blank=False)
+    blank = ev.score(sm, candidates, seq_len=manifest.seq_len, blank=True)
     res = ev.report(questions, real, blank)
     assert res["visual_contribution"] == 0.0 and res["accuracy"] == res["accuracy_blank"]
 
 
-def test_a_model_that_sees_scores_the_blank_image_differently(config, candidates):
-    sm = tiny_llava(config, seed=1)
-    real = ev.score(sm, candidates, seq_len=config["seq_len"], blank=False)
-    blank = ev.score(sm, candidates, seq_len=config["seq_len"], blank=True)
+def test_a_model_that_sees_scores_the_blank_image_differently(manifest, candidates):
+    sm = tiny_llava(manifest, seed=1)
+    real = ev.score(sm, candidates, seq_len=manifest.seq_len, blank=False)
+    blank = ev.score(sm, candidates, seq_len=manifest.seq_len, blank=True)
     assert any(abs(real[k] - blank[k]) > 1e-6 for k in real)
 
 

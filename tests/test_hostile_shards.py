@@ -26,7 +26,7 @@ from shard_fixtures import (
 
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.shards import CorruptShardError
-from litdata.inspect.reader import InspectError, OutputFolder
+from litdata.inspect.reader import InspectError, CompiledFolder
 from litdata.verify.folder import verify
 
 SEQ = 256
@@ -81,7 +81,7 @@ def every_reader_refuses(out: Path, *, loader_data: Path | None = None) -> tuple
     rep = verify(out)
     assert not rep.ok
     with pytest.raises(InspectError) as inspect_err:
-        list(OutputFolder.open(out).sequences())
+        list(CompiledFolder.open(out).sequences())
     with pytest.raises((CorruptShardError, ValueError)) as loader_err:
         list(PackedShardDataset(loader_data or out, shuffle=False))
     return "\n".join(rep.problems), str(inspect_err.value), str(loader_err.value)

@@ -110,14 +110,14 @@ def test_inspect_shows_each_images_count_and_tiles(tiled_out, capsys):
 
 def test_format_1_shards_read_with_the_manifests_fixed_count(mixed_source, tmp_path, capsys):
     """A compile from before per-image counts: no KEY.image_tokens.npy, format 1, no image_token_rule."""
-    from litdata.inspect.reader import OutputFolder
+    from litdata.inspect.reader import CompiledFolder
     from litdata.verify.folder import verify
 
     out = tmp_path / "v2"
     assert _compile(mixed_source, out, "--image-tokens", "24") == 0
     old = _copy_with(out, tmp_path / "v1", drop=lambda name: name.endswith(".image_tokens.npy"), version1=True)
     assert verify(old).ok, verify(old).problems
-    seqs = list(OutputFolder.open(old).sequences())
+    seqs = list(CompiledFolder.open(old).sequences())
     assert all(s.image_counts.tolist() == [24] * len(s.images) for s in seqs)
     assert compile_cli("inspect", old, "--no-color", "--sequences", "1") == 0
     assert "[image 1: 24 tokens]" in capsys.readouterr().out
@@ -193,9 +193,9 @@ def _copy_with(src: Path, dst: Path, *, edit=lambda name, a: a, drop=lambda name
     (dst / "manifest.json").write_text(json.dumps(manifest))
     # The rewritten tars have other sample offsets: index them again, as the compiler does, so that energon's
     # metadata (which verify checks) describes them.
-    from litdata.shards.energon import ShardEntry, write_nv_meta
+    from litdata.shards.energon import EnergonShard, write_nv_meta
 
-    write_nv_meta(dst, [ShardEntry(name=e["name"], sequences=e["sequences"]) for e in manifest["shards"]])
+    write_nv_meta(dst, [EnergonShard(name=e["name"], sequences=e["sequences"]) for e in manifest["shards"]])
     return dst
 
 

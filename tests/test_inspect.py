@@ -17,7 +17,7 @@ from conftest import compile_cli
 
 from litdata.classes import TokenClass
 from litdata.demo import DEMO_IMAGE_ROOT, DEMO_TOKENIZER_DIR
-from litdata.inspect import Decoder, OutputFolder, document_spans
+from litdata.inspect import Decoder, CompiledFolder, document_spans
 from litdata.inspect.html import SECTIONS
 from litdata.inspect.stats import sample_positions
 
@@ -100,7 +100,7 @@ def test_sequences_are_printed_in_shard_order_with_document_boundaries(tiny_out,
 
 
 def test_spans_carry_the_stored_classes_and_decode_back_to_the_document(demo_out):
-    folder = OutputFolder.open(demo_out)
+    folder = CompiledFolder.open(demo_out)
     decoder = Decoder(folder.load_tokenizer())
     seq = next(folder.sequences())
     checked = 0
@@ -120,7 +120,7 @@ def test_spans_carry_the_stored_classes_and_decode_back_to_the_document(demo_out
 
 
 def test_document_option_finds_a_document_in_any_shard(demo_out, capsys):
-    folder = OutputFolder.open(demo_out)
+    folder = CompiledFolder.open(demo_out)
     last = list(folder.sequences())[-1]
     wanted = last.metas[-1]
     rc, out = inspect(capsys, demo_out, "--document", wanted.id, "--no-color")
@@ -132,7 +132,7 @@ def test_document_option_finds_a_document_in_any_shard(demo_out, capsys):
 
 
 def test_mode_option_shows_the_weights_another_mode_would_give(demo_out, capsys):
-    folder = OutputFolder.open(demo_out)
+    folder = CompiledFolder.open(demo_out)
     doc_id = next(folder.sequences()).metas[0].id
     _, lit = inspect(capsys, demo_out, "--document", doc_id, "--no-color")
     _, vit = inspect(capsys, demo_out, "--document", doc_id, "--no-color", "--mode", "vit")

@@ -113,4 +113,4 @@ def test_trainer_checks_per_tile_against_the_vit_and_refuses_processor_rules(dem
         main(["--data", str(demo), "--model", "llava-tiny", "--img-size", "42", "--steps", "1"])
     rule = ProcessorRule(type="qwen2_vl", path="p", patch_size=14, min_pixels=3136, max_pixels=1003520)
     with pytest.raises(ValueError, match="processor:qwen2_vl is not supported by the Megatron trainer"):
-        check_image_rule("d", {"image_token_rule": rule.spec, "image_token_processor": rule.to_json()}, ARGS)
+        check_image_rule("d", rule, ARGS)

@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from conftest import compile_cli
-from litdata.output.folder import RUN_FILE, OutputDir
+from litdata.output.folder import RUN_FILE, OutputWriter
+from litdata.shards.manifest import Manifest
+from litdata.shards.schema import FORMAT_VERSION
 from litdata.verify.folder import verify
 
 
@@ -104,7 +106,7 @@ def test_editing_a_source_makes_another_job_not_a_resume(dataset, tmp_path, caps
 
 
 def test_a_rerun_of_the_same_job_removes_the_shards_it_no_longer_writes(tmp_path):
-    first = OutputDir(tmp_path)
+    first = OutputWriter(tmp_path)
     first.prepare(run_key="k", overwrite=False)
     for name in ("shard-000000.tar", "shard-000001.tar", "shard-000002.tar"):
         first.claim(name)
@@ -112,18 +114,18 @@ def test_a_rerun_of_the_same_job_removes_the_shards_it_no_longer_writes(tmp_path
     (tmp_path / ".shard-000002.tar.partial").write_bytes(b"half")  # killed while writing
     first.claim("manifest.json")
     (tmp_path / "manifest.json").write_text("{}")
-    again = OutputDir(tmp_path)
+    again = OutputWriter(tmp_path)
     again.prepare(run_key="k", overwrite=False)  # the same job: resume, keep the shards
     assert (tmp_path / "shard-000002.tar").exists()
     assert not (tmp_path / "manifest.json").exists()  # it listed shards this run may not write again
     again.claim("shard-000000.tar")
-    again.write_manifest({})
+    again.write_manifest(Manifest(format_version=FORMAT_VERSION))
     assert sorted(p.name for p in tmp_path.iterdir()) == [RUN_FILE, "manifest.json", "shard-000000.tar"]
     assert json.loads((tmp_path / RUN_FILE).read_text())["files"] == ["manifest.json", "shard-000000.tar"]
 
 
 def test_a_name_is_recorded_before_its_file_exists(tmp_path):
-    out = OutputDir(tmp_path)
+    out = OutputWriter(tmp_path)
     out.prepare(run_key="k", overwrite=False)
     out.claim("shard-000007.tar")
     assert json.loads((tmp_path / RUN_FILE).read_text())["files"] == ["shard-000007.tar"]
@@ -132,7 +134,7 @@ def test_a_name_is_recorded_before_its_file_exists(tmp_path):
 
 
 def test_a_failed_side_file_leaves_no_temporary(tmp_path):
-    out = OutputDir(tmp_path)
+    out = OutputWriter(tmp_path)
     out.prepare(run_key="k", overwrite=False)
     with pytest.raises(RuntimeError), out.jsonl("rejects.jsonl") as w:
         w.write({"a": 1})

@@ -16,7 +16,7 @@ from shard_fixtures import edit_shard
 
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.shards import CorruptShardError
-from litdata.inspect.reader import InspectError, OutputFolder
+from litdata.inspect.reader import InspectError, CompiledFolder
 from litdata.verify.folder import verify
 
 
@@ -65,7 +65,7 @@ def test_a_token_id_outside_the_vocabulary_is_named(compiled, bad_id):
     assert f"shard-000000.tar: sample {key}: tokens.npy: token ids [{bad_id}] outside the vocabulary [0, {vocab})" \
         in problems(compiled)
     with pytest.raises(InspectError, match=rf"sample {key}: tokens.npy: token ids \[{bad_id}\] outside"):
-        list(OutputFolder.open(compiled).sequences())  # the tokenizer could not decode it
+        list(CompiledFolder.open(compiled).sequences())  # the tokenizer could not decode it
     edit_manifest(compiled, lambda m: m["shards"][0].update(sha256=_sha(shard), bytes=shard.stat().st_size))
     with pytest.raises(CorruptShardError, match=rf"{key}\.tokens\.npy: token ids \[{bad_id}\] outside"):
         list(PackedShardDataset(compiled, shuffle=False))  # an embedding lookup would fail (or read junk)

@@ -22,10 +22,9 @@ from megatron.energon.errors import FatalSampleError
 
 from litdata.shards import reader as shard_format
 from litdata.shards.reader import FormatProblem
+from litdata.shards.schema import IMAGE_ARRAYS, IMAGE_TILES, IMAGE_TOKENS, JSON
 
-# Optional per-image members of format-2 shards (issue 13): expanded token count and tile count per image.
-IMAGE_TOKENS = "image_tokens.npy"
-IMAGE_TILES = "image_tiles.npy"
+__all__ = ["IMAGE_TILES", "IMAGE_TOKENS", "LitdataSequence", "SampleError", "cook_litdata"]
 
 
 class SampleError(FatalSampleError):
@@ -61,14 +60,12 @@ def cook_litdata(crude: dict) -> LitdataSequence:
     """The cooker: decode and check one sample's members through `litdata.shards.reader`."""
     shard, key = shard_name(crude), str(crude.get("__key__"))
     try:
-        tokens, weights, classes, cu = (shard_format.load_array(s, crude.get(s)) for s in shard_format.ARRAYS)
-        documents = shard_format.load_json(crude.get("json"), documents=True)
+        tokens, weights, classes, cu = shard_format.load_arrays(crude)
+        documents = shard_format.load_json(crude.get(JSON), documents=True)
         doc_tokens = [d.get("tokens") for d in documents]
         if problems := shard_format.array_problems(tokens, weights, classes, cu, doc_tokens):
             raise problems[0]
-        per_image = {
-            s: shard_format.load_array(s, crude[s], want_dtype=np.int32) for s in (IMAGE_TOKENS, IMAGE_TILES) if s in crude
-        }
+        per_image = {s: shard_format.load_array(s, crude[s]) for s in IMAGE_ARRAYS if s in crude}
     except FormatProblem as exn:
         raise SampleError(shard, key, exn.member, exn.reason) from None
     images = shard_format.image_suffixes(s for s in crude if not s.startswith("__"))

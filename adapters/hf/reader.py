@@ -11,7 +11,6 @@ to keep the global order), `decode` checks and decodes the arrays (paid only by 
 
 from __future__ import annotations
 
-import json
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,8 +20,7 @@ import numpy as np
 from adapters.megatron.shards import CorruptShardError, ShardInfo, ShardSet, check_file, resolve_shards
 from litdata.shards import reader as shard_format
 from litdata.shards.reader import FormatProblem, image_token_counts, load_array
-
-IMAGE_TOKENS = "image_tokens.npy"  # issue 13: int32 [images], each image's count of tokens after expansion
+from litdata.shards.schema import IMAGE_TOKENS, JSON
 
 __all__ = ["CorruptShardError", "Folder", "Sample", "ShardInfo", "open_folder"]
 
@@ -65,17 +63,12 @@ class Folder:
 def open_folder(data) -> Folder:
     """`data`: a compiled folder, one tar, a brace pattern or a list of tars (see `resolve_shards`)."""
     shardset = resolve_shards(data)
-    config = shardset.config
-    version = 1
-    if shardset.manifest_path is not None:
-        with open(shardset.manifest_path, "rb") as f:
-            version = int(json.load(f).get("format", {}).get("version", 1))
-    token_id = config.get("image_token_id")
-    fixed = config.get("image_tokens") if version < 2 else None  # format 2 stores every image's count
+    manifest = shardset.manifest
     return Folder(
         shardset=shardset,
-        image_token_id=int(token_id) if token_id is not None else None,
-        fixed_image_tokens=int(fixed) if isinstance(fixed, int) else None,
+        image_token_id=shardset.image_token_id,
+        # format 2 stores every image's count in its sample
+        fixed_image_tokens=manifest.fixed_image_tokens if manifest is not None else None,
         seq_len=shardset.seq_len,
     )
 
@@ -106,8 +99,8 @@ def iter_members(info: ShardInfo, *, verify_checksums: bool = True) -> Iterator[
 def decode(folder: Folder, shard: str, key: str, members: Mapping[str, bytes]) -> Sample:
     """Check and decode one sample's members; the image count must match the placeholders exactly."""
     try:
-        tokens, weights, classes, cu = (shard_format.load_array(s, members.get(s)) for s in shard_format.ARRAYS)
-        meta = shard_format.load_json(members.get("json"))
+        tokens, weights, classes, cu = shard_format.load_arrays(members)
+        meta = shard_format.load_json(members.get(JSON))
         if problems := shard_format.array_problems(tokens, weights, classes, cu):
             raise problems[0]
         images = shard_format.image_suffixes(members)

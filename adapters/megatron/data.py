@@ -45,7 +45,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from adapters.megatron.batch import PackedSequence
 from adapters.megatron.images import ImageSpec, preprocess, preprocess_tiles
 from adapters.megatron.reweigh import Reweigh
-from adapters.megatron.shards import CorruptShardError, RawSequence, ShardInfo, iter_shard, resolve_shards
+from adapters.megatron.shards import CorruptShardError, RawSequence, ShardInfo, ShardSet, iter_shard, resolve_shards
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "litdata-loader-state"
@@ -92,17 +92,16 @@ class PackedShardDataset(IterableDataset):
         if epochs is not None and epochs < 1:
             raise ValueError(f"epochs must be >= 1 or None (forever), got {epochs}")
         self.shardset = resolve_shards(data)
-        if image_spec is not None and image_tokens is None and "image_tokens" not in self.shardset.config:
+        if image_spec is not None and image_tokens is None and self.shardset.manifest is None:
             raise ValueError("image_tokens is needed to expand cu_seqlens: pass it, or read shards with a manifest")
         self._image_tokens = image_tokens
-        self._per_image_counts = self.shardset.config.get("image_token_rule") is not None  # format 2
-        self._tile_rule = self._tiles(self.shardset.config)
+        self._per_image_counts = self.shardset.image_token_rule is not None  # format 2
+        self._tile_rule = self._tiles(self.shardset)
         self.dp_rank, self.dp_size, self.seed, self.shuffle, self.epochs = dp_rank, dp_size, seed, shuffle, epochs
         self.reweigh, self.image_spec, self.skip_corrupt = reweigh, image_spec, skip_corrupt
         self.verify_checksums = verify_checksums
         self.shuffle_buffer = shuffle_buffer if shuffle else 0
-        image_token_id = self.shardset.config.get("image_token_id")
-        self._image_token_id = int(image_token_id) if image_token_id is not None else None
+        self._image_token_id = self.shardset.image_token_id
         self._own_stats = LoadStats()
         self._warned: set[str] = set()  # shards already warned about by this copy (one per worker process)
         self._worker_stats: dict[int, LoadStats] = {}
@@ -119,11 +118,9 @@ class PackedShardDataset(IterableDataset):
         return self._image_tokens or self.shardset.image_tokens
 
     @staticmethod
-    def _tiles(config: Any) -> Any:
+    def _tiles(shardset: ShardSet) -> Any:
         """The compile's tile rule (images are then cut into its tiles), or None."""
-        from litdata.images.tokens import rule_from_config
-
-        rule = rule_from_config(config) if config.get("image_token_rule") else None
+        rule = shardset.image_rule() if shardset.image_token_rule is not None else None
         return rule if rule is not None and rule.tiled else None
 
     @property
@@ -234,18 +231,18 @@ class PackedShardDataset(IterableDataset):
 
     def _image_counts(self, raw: RawSequence) -> tuple[np.ndarray, np.ndarray | None]:
         """Each image's count of positions (KEY.image_tokens.npy; format 1: the fixed count) and tiles."""
-        from litdata.shards.reader import FormatProblem, image_token_counts
+        from litdata.shards.reader import FormatProblem, image_tile_counts, image_token_counts
+        from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS
 
         n = int(raw.images_per_doc.sum())
-        arrays = {k: v for k, v in (("image_tokens.npy", raw.image_counts), ("image_tiles.npy", raw.image_tiles))
-                  if v is not None}
+        arrays = {k: v for k, v in ((IMAGE_TOKENS, raw.image_counts), (IMAGE_TILES, raw.image_tiles)) if v is not None}
         try:
             counts = image_token_counts(arrays, n, None if self._per_image_counts else self.image_tokens)
-            if self._tile_rule is not None and (raw.image_tiles is None or len(raw.image_tiles) != n):
-                raise FormatProblem("image_tiles.npy", f"needs {n} tile counts for rule {self._tile_rule.spec}")
+            rule = self._tile_rule.spec if self._tile_rule is not None else None
+            tiles = image_tile_counts(arrays, n, rule)
         except FormatProblem as p:
             raise CorruptShardError(raw.shard, f"{raw.key}.{p.member}", p.reason) from None
-        return counts, raw.image_tiles if self._tile_rule is not None else None
+        return counts, tiles if self._tile_rule is not None else None
 
     def _decode_images(self, raw: RawSequence) -> tuple[np.ndarray, ...]:
         expected = int(raw.images_per_doc.sum())

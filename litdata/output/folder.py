@@ -54,7 +54,7 @@ class _JsonlWriter:
         self.f.write(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode() + b"\n")
 
 
-class OutputDir:
+class OutputWriter:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._run_key = ""
@@ -148,11 +148,11 @@ class OutputDir:
         return hashlib.sha256((self.path / "templates.parquet").read_bytes()).hexdigest()
 
     def write_nv_meta(self, shards) -> None:
-        from litdata.shards.energon import ITAR_SUFFIX, META_DIR, ShardEntry, write_nv_meta
+        from litdata.shards.energon import ITAR_SUFFIX, META_DIR, EnergonShard, write_nv_meta
 
         for name in [META_DIR, *(s.name + ITAR_SUFFIX for s in shards)]:
             self.claim(name)
-        write_nv_meta(self.path, [ShardEntry(name=s.name, sequences=s.sequences) for s in shards])
+        write_nv_meta(self.path, [EnergonShard(name=s.name, sequences=s.sequences) for s in shards])
 
     def write_manifest(self, manifest: Manifest) -> None:
         # Written last: a manifest on disk means every shard it lists is complete.

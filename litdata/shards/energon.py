@@ -71,7 +71,7 @@ _INDEXES = (
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ShardEntry:
+class EnergonShard:
     """A finished shard in the output folder. `sequences`, when given, is checked against the tar's content."""
 
     name: str  # path relative to the output folder, e.g. "shard-000000.tar"
@@ -88,7 +88,7 @@ class _ShardIndex:
 
 def write_nv_meta(
     out_dir: Path,
-    shards: Sequence[ShardEntry],
+    shards: Sequence[EnergonShard],
     *,
     subflavors: Mapping[str, str | int] = DEFAULT_SUBFLAVORS,
 ) -> list[Path]:

@@ -176,6 +176,12 @@ def load_array(suffix: str, data: bytes | None, max_items: int | None = None,
     return np.frombuffer(data, dtype=dtype, count=n, offset=f.tell()).copy()  # a writable array, as np.load gave
 
 
+def load_arrays(members: Mapping[str, bytes], seq_len: int | None = None) -> tuple[np.ndarray, ...]:
+    """A sample's four ARRAYS (tokens, weights, classes, cu_seqlens), decoded by `load_array` and bounded by the
+    `seq_len` it was compiled for (None: unknown); raises FormatProblem for the first one wrong."""
+    return tuple(load_array(s, members.get(s), max_items(seq_len)) for s in ARRAYS)
+
+
 def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: int | None) -> np.ndarray:
     """Each image's count of positions once expanded, int32 [n_images] in placeholder order: the sample's
     `image_tokens.npy` (in `arrays`, keyed by suffix), or for shards written before it existed (format 1) `fixed`,

@@ -100,7 +100,7 @@ class ShardWriter:
     def __init__(self, out_dir: Path, *, max_bytes: int, max_sequences: int,
                  claim: Callable[[str], None]) -> None:
         self.out_dir = out_dir
-        self.claim = claim  # records a shard name as this run's before its file is created (OutputDir.claim)
+        self.claim = claim  # records a shard name as this run's before its file is created (OutputWriter.claim)
         self.max_bytes, self.max_sequences = max_bytes, max_sequences
         self.shards: list[ShardEntry] = []
         self._seq_index = 0
