@@ -19,8 +19,7 @@ import numpy as np
 
 from adapters.megatron.shards import CorruptShardError, ShardInfo, ShardSet, check_file, resolve_shards
 from litdata.shards import reader as shard_format
-from litdata.shards.reader import FormatProblem, image_token_counts, load_array
-from litdata.shards.schema import IMAGE_TOKENS, JSON
+from litdata.shards.reader import FormatProblem, image_token_counts
 
 __all__ = ["CorruptShardError", "Folder", "Sample", "ShardInfo", "open_folder"]
 
@@ -99,22 +98,19 @@ def iter_members(info: ShardInfo, *, verify_checksums: bool = True) -> Iterator[
 def decode(folder: Folder, shard: str, key: str, members: Mapping[str, bytes]) -> Sample:
     """Check and decode one sample's members; the image count must match the placeholders exactly."""
     try:
-        tokens, weights, classes, cu = shard_format.load_arrays(members)
-        meta = shard_format.load_json(members.get(JSON))
-        if problems := shard_format.array_problems(tokens, weights, classes, cu):
-            raise problems[0]
-        images = shard_format.image_suffixes(members)
-        placeholders = _placeholders(folder, tokens, classes)
+        s = shard_format.load_sample(members, seq_len=folder.seq_len, vocab_size=folder.shardset.vocab_size)
+        images = s.images
+        placeholders = _placeholders(folder, s.tokens, s.classes)
         if len(images) != len(placeholders):
             raise FormatProblem(images[-1] if images else "img000", f"{len(images)} images for "
                                 f"{len(placeholders)} placeholders")
-        extra = {IMAGE_TOKENS: load_array(IMAGE_TOKENS, members[IMAGE_TOKENS])} if IMAGE_TOKENS in members else {}
-        counts = image_token_counts(extra, len(images), folder.fixed_image_tokens) if images else np.zeros(0, np.int32)
+        counts = (image_token_counts(s.per_image, len(images), folder.fixed_image_tokens) if images
+                  else np.zeros(0, np.int32))
     except FormatProblem as exn:
         raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None
-    return Sample(shard=shard, key=key, tokens=tokens, weights=weights, classes=classes, cu_seqlens=cu,
+    return Sample(shard=shard, key=key, tokens=s.tokens, weights=s.weights, classes=s.classes, cu_seqlens=s.cu_seqlens,
                   placeholders=placeholders, image_tokens=counts, images=tuple(members[m] for m in images),
-                  image_members=tuple(f"{key}.{m}" for m in images), meta=meta)
+                  image_members=tuple(f"{key}.{m}" for m in images), meta=s.meta)
 
 
 def _placeholders(folder: Folder, tokens: np.ndarray, classes: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from litdata.classes import TokenClass
 from litdata.shards import reader as shard_format
 from litdata.shards.manifest import Manifest, ShardEntry
-from litdata.shards.schema import IMAGE_ARRAYS, IMAGE_TILES, IMAGE_TOKENS, JSON, MANIFEST
+from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS, MANIFEST
 
 if TYPE_CHECKING:
     from litdata.images.tokens import ImageTokenRule
@@ -254,14 +254,10 @@ def decode_sample(
     vocab_size: int | None = None,
 ) -> RawSequence:
     try:
-        tokens, weights, classes, cu = shard_format.load_arrays(members, seq_len)
-        meta = shard_format.load_json(members.get(JSON))
-        if problems := shard_format.array_problems(tokens, weights, classes, cu, vocab_size=vocab_size):
-            raise problems[0]
-        per_image = {s: shard_format.load_array(s, members[s]) for s in IMAGE_ARRAYS if s in members}
+        sample = shard_format.load_sample(members, seq_len=seq_len, vocab_size=vocab_size)
     except shard_format.FormatProblem as exn:
         raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None
-    images = shard_format.image_suffixes(members)
+    tokens, classes, cu, images = sample.tokens, sample.classes, sample.cu_seqlens, sample.images
     is_placeholder = tokens == image_token_id if image_token_id is not None else classes == TokenClass.IMAGE
     doc_of = np.searchsorted(cu, np.flatnonzero(is_placeholder), side="right") - 1
     images_per_doc = np.bincount(doc_of, minlength=cu.shape[0] - 1).astype(np.int32)
@@ -273,13 +269,13 @@ def decode_sample(
         shard=shard,
         key=key,
         tokens=tokens,
-        weights=weights,
+        weights=sample.weights,
         classes=classes,
         cu_seqlens=cu,
         images_per_doc=images_per_doc,
         image_members=tuple(f"{key}.{m}" for m in images),
         image_bytes=tuple(members[m] for m in images),
-        meta=meta,
-        image_counts=per_image.get(IMAGE_TOKENS),
-        image_tiles=per_image.get(IMAGE_TILES),
+        meta=sample.meta,
+        image_counts=sample.per_image.get(IMAGE_TOKENS),
+        image_tiles=sample.per_image.get(IMAGE_TILES),
     )

@@ -15,6 +15,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -27,6 +28,7 @@ from litdata.shards.schema import (
     IMAGE_ARRAYS,
     IMAGE_TILES,
     IMAGE_TOKENS,
+    JSON,
     KEY,
     MAX_IMAGE_BYTES,
     MAX_JSON_BYTES,
@@ -233,6 +235,35 @@ def load_json(data: bytes | None, *, documents: bool = False) -> Any:
     if documents and (not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs)):
         raise FormatProblem("json", "has no 'documents' list of objects")
     return docs if documents else meta
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedSample:
+    """One sample's members decoded and checked by `load_sample`; its images stay encoded."""
+
+    tokens: np.ndarray  # int32 [n]
+    weights: np.ndarray  # float32 [n]
+    classes: np.ndarray  # uint8 [n]
+    cu_seqlens: np.ndarray  # int32 [d + 1], rising strictly from 0 to n
+    meta: Any  # KEY.json as decoded; with `documents`, its list of per-document objects
+    per_image: dict[str, np.ndarray]  # the IMAGE_ARRAYS members present, by suffix
+    images: tuple[str, ...]  # image member suffixes (imgNNN.EXT), in placeholder order
+
+
+def load_sample(members: Mapping[str, Any], *, seq_len: int | None = None, vocab_size: int | None = None,
+                documents: bool = False) -> LoadedSample:
+    """Decode and check what every reader of a sample needs (the loaders; verify and inspect read member by member
+    to report more than the first problem, or to skip images): the arrays and KEY.json (`load_arrays`,
+    `load_json`), their consistency (`array_problems`, with the documents' token counts when `documents`), and the
+    per-image arrays present. Raises FormatProblem for the first thing wrong."""
+    tokens, weights, classes, cu = load_arrays(members, seq_len)
+    meta = load_json(members.get(JSON), documents=documents)
+    doc_tokens = [d.get("tokens") for d in meta] if documents else None
+    if problems := array_problems(tokens, weights, classes, cu, doc_tokens, vocab_size):
+        raise problems[0]
+    per_image = {s: load_array(s, members[s]) for s in IMAGE_ARRAYS if s in members}
+    return LoadedSample(tokens=tokens, weights=weights, classes=classes, cu_seqlens=cu, meta=meta,
+                        per_image=per_image, images=tuple(image_suffixes(members)))
 
 
 def array_problems(tokens: np.ndarray, weights: np.ndarray, classes: np.ndarray, cu: np.ndarray,
