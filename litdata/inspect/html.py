@@ -103,7 +103,7 @@ def legend_section(folder: CompiledFolder, shown: dict[TokenClass, float], shown
         sw = f'<span class="sw c-{c.label}" data-cls="{c.label}">{c.label}</span>'
         rows.append([sw, int(c), format_weight(modes["vit"][c]), format_weight(modes["lit"][c]),
                      format_weight(compiled[c]), format_weight(shown[c])])
-    head = ["class", "id", "vit", "lit", f"compiled ({folder.config.get('mode')})", f"shown ({shown_label})"]
+    head = ["class", "id", "vit", "lit", f"compiled ({folder.manifest.mode})", f"shown ({shown_label})"]
     return ('<section id="legend" class="legend"><h2>Classes and weights</h2>'
             '<p class="meta">Underlined text gets loss in the weights shown. Click a class to highlight it.</p>'
             + _table(head, rows, numeric={1, 2, 3, 4, 5}, raw={0}) + "</section>")
