@@ -19,8 +19,8 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from litdata.shards.schema import FORMAT_NAME, FORMAT_VERSION
 from litdata.classes import TokenClass, class_weights, weight_table
+from litdata.shards.schema import FORMAT_NAME, FORMAT_VERSION
 
 PAD_ID = 0
 IMAGE_TOKEN_ID = 3

@@ -19,10 +19,9 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
 def test_a_failed_stream_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "rejects.jsonl"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError, match="disk full"):
-        with atomic_file(target) as tmp, open(tmp, "wb") as f:
-            f.write(b"half of the ")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_file(target) as tmp, open(tmp, "wb") as f:
+        f.write(b"half of the ")
+        raise RuntimeError("disk full")
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["rejects.jsonl"]
 
 

@@ -21,8 +21,8 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from litdata.shards.schema import FORMAT_NAME
 from litdata.shards.energon import META_DIR, EnergonShard, write_nv_meta
+from litdata.shards.schema import FORMAT_NAME
 
 energon = pytest.importorskip("megatron.energon")
 

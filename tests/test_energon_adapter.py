@@ -37,9 +37,9 @@ from adapters.energon import (
 )
 from adapters.energon.loss import WEIGHT_SCALE, weighted_loss
 from adapters.megatron.reweigh import Reweigh
-from litdata.shards.schema import FORMAT_NAME
 from litdata.classes import TokenClass
 from litdata.shards.energon import EnergonShard, write_nv_meta
+from litdata.shards.schema import FORMAT_NAME
 
 DEMO_IMAGE_TOKENS = 576  # the demo's default --image-tokens
 TILE = 28  # small tiles keep the image transform cheap; the pixel size does not change any token count

@@ -26,7 +26,7 @@ from shard_fixtures import (
 
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.shards import CorruptShardError
-from litdata.inspect.reader import InspectError, CompiledFolder
+from litdata.inspect.reader import CompiledFolder, InspectError
 from litdata.verify.folder import verify
 
 SEQ = 256

@@ -16,7 +16,7 @@ from shard_fixtures import edit_shard
 
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.shards import CorruptShardError
-from litdata.inspect.reader import InspectError, CompiledFolder
+from litdata.inspect.reader import CompiledFolder, InspectError
 from litdata.verify.folder import verify
 
 

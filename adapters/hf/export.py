@@ -54,28 +54,27 @@ def export_parquet(data, out: str | os.PathLike, *, skip_image_documents: bool =
     out = Path(out)
     written = skipped = 0
     rows: list[dict] = []
-    with atomic_file(out) as tmp:
-        with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            for info in folder.shards:
-                for key, members in iter_members(info):
-                    sample = decode(folder, info.name, key, members)
-                    if reweigh is not None:
-                        sample = _reweighed(sample, reweigh)
-                    for doc_id, row in _documents(sample):
-                        if row is None:
-                            if not skip_image_documents:
-                                raise ExportError(f"{info.name}:{key}: document {doc_id} holds images, which a "
-                                                  "text-only export cannot carry; pass --skip-image-documents to "
-                                                  "leave such documents out")
-                            skipped += 1
-                            continue
-                        rows.append(row)
-                        if len(rows) == ROWS_PER_GROUP:
-                            writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-                            written, rows = written + len(rows), []
-            if rows:
-                writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-                written += len(rows)
+    with atomic_file(out) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
+        for info in folder.shards:
+            for key, members in iter_members(info):
+                sample = decode(folder, info.name, key, members)
+                if reweigh is not None:
+                    sample = _reweighed(sample, reweigh)
+                for doc_id, row in _documents(sample):
+                    if row is None:
+                        if not skip_image_documents:
+                            raise ExportError(f"{info.name}:{key}: document {doc_id} holds images, which a "
+                                              "text-only export cannot carry; pass --skip-image-documents to "
+                                              "leave such documents out")
+                        skipped += 1
+                        continue
+                    rows.append(row)
+                    if len(rows) == ROWS_PER_GROUP:
+                        writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
+                        written, rows = written + len(rows), []
+        if rows:
+            writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
+            written += len(rows)
     return ExportReport(documents=written, skipped_image_documents=skipped)
 
 

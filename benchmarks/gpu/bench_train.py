@@ -31,7 +31,7 @@ from adapters.megatron.optimizer import MixedPrecisionAdamW  # noqa: E402
 from adapters.megatron.reweigh import Reweigh  # noqa: E402
 from adapters.megatron.step import StepModel, to_device, train_step  # noqa: E402
 from adapters.megatron.train import init_distributed, model_flops_per_token  # noqa: E402
-from litdata.shards.manifest import Manifest  # noqa: E402
+from litdata.shards.manifest import Manifest
 from tests.megatron_utils import write_synthetic_shards  # noqa: E402
 
 VOCAB = 32000

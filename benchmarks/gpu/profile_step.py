@@ -26,7 +26,7 @@ from adapters.megatron.models import build_gpt, count_parameters, preset  # noqa
 from adapters.megatron.optimizer import MixedPrecisionAdamW  # noqa: E402
 from adapters.megatron.step import StepModel, to_device, train_step  # noqa: E402
 from adapters.megatron.train import init_distributed, model_flops_per_token  # noqa: E402
-from litdata.shards.manifest import Manifest  # noqa: E402
+from litdata.shards.manifest import Manifest
 
 
 def main() -> int:

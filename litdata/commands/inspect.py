@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from litdata.inspect.reader import InspectError, CompiledFolder
+    from litdata.inspect.reader import CompiledFolder, InspectError
     from litdata.terminal_text import visible
 
     if args.sequences < 0 or args.samples < 0:

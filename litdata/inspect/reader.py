@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Mapping
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -25,8 +25,8 @@ import sqlite3
 import struct
 import tarfile
 import uuid
-from contextlib import closing
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
