@@ -105,6 +105,7 @@ def _delete(path: str):
     (_set("shards", [{"name": "/dev/zero"}]), "shard name '/dev/zero': not a shard file name"),
     (_set("shards", [{"name": 7}]), "shard name 7: not a shard file name"),
     (_set("shards", 7), "shards is int, expected a list"),
+    (_set("shards", [{"name": "shard-000000.tar"}] * 2), "shards lists a shard twice"),
     (_set("shards", ["shard-000000.tar"]), r"shards\[0\] is str, expected an object"),
     (_set("shards", [{"name": "shard-000000.tar", "bytes": "10"}]), r"shards\[0\].bytes is '10', of the wrong type"),
     (_set("shards", [{"name": "shard-000000.tar", "sequences": True}]), r"shards\[0\].sequences is True"),

@@ -54,7 +54,7 @@ def _checked(where: str, d: Any, spec: Mapping[str, Any], *, optional: tuple[str
                 continue
             raise ManifestError(f"{where}.{key} is missing")
         if not ok(d[key]):
-            raise ManifestError(f"{where}.{key} is {d[key]!r:.80}, of the wrong type")
+            raise ManifestError(f"{where}.{key} is {d[key]!r:.80}, of the wrong type or out of range")
         out[key] = d[key]
     return out
 
@@ -256,8 +256,10 @@ class Manifest:
         def section(key: str, kind: Any) -> Any:
             return kind.from_json(d[key]) if key in d else None
 
-        return cls(format_version=fmt["version"], config=d.get("config", {}),
-                   shards=tuple(ShardEntry.from_json(s, f"shards[{i}]") for i, s in enumerate(shards)),
+        entries = tuple(ShardEntry.from_json(s, f"shards[{i}]") for i, s in enumerate(shards))
+        if len({s.name for s in entries}) != len(entries):  # a reader would read (and count) a shard twice
+            raise ManifestError("shards lists a shard twice")
+        return cls(format_version=fmt["version"], config=d.get("config", {}), shards=entries,
                    counts=section("counts", Counts), tokens=section("tokens", TokenTotals),
                    templates=section("templates", TemplatesEntry), packing=section("packing", Packing),
                    inputs=tuple(inputs) if inputs is not None else None, tool=tool)
