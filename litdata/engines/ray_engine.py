@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from litdata.engines import EngineError
-from litdata.engines.partitions import DEFAULT_PARTITION_BYTES, Partition, plan_partitions
+from litdata.engines.partitions import DEFAULT_PARTITION_BYTES, Partition, index_array, plan_partitions
 from litdata.engines.tasks import Counted, count_partition, encode_partition
 from litdata.read.sources import SourceError
 
@@ -94,7 +94,7 @@ class RayEngine:
         from litdata.spans.table import TemplateTable
 
         ray = self._connect()
-        self._parts = plan_partitions(sources, self.partition_bytes)
+        self._parts = plan_partitions(sources, self.partition_bytes, limits, index=self._index_arrays)
         self._start_bar()
         count = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(count_partition)
         counter = ShapeCounter()
@@ -137,6 +137,14 @@ class RayEngine:
             self._advance(sum(len(items) for items, _ in batches))
             yield from batches
 
+    def _index_arrays(self, arrays, partition_bytes: int, limits) -> dict:
+        """The offset index of each JSON array, one task per file, all at once (each is one pass over its file)."""
+        import ray
+
+        index = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(index_array)
+        refs = [index.remote(source, partition_bytes, limits) for source in arrays]
+        return {source: self._get(ray, ref, source) for source, ref in zip(arrays, refs)}
+
     # -- scheduling --------------------------------------------------------------------------------------------
     def _ordered(self, submit: Callable[[int], Any], n: int) -> Iterator[Any]:
         """Results of tasks 0..n-1 in order, with `workers` running at once and at most 2 x `workers`
@@ -159,17 +167,17 @@ class RayEngine:
                 finished[running.pop(ref)] = ref
 
     @staticmethod
-    def _get(ray, ref, part: Partition) -> Any:
+    def _get(ray, ref, part: Partition | str) -> Any:
+        what = f"partition {part.describe()}" if isinstance(part, Partition) else f"indexing {part}"
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)
             if isinstance(cause, SourceError):
                 raise SourceError(str(cause)) from None
-            raise EngineError(f"partition {part.describe()} failed: {type(cause).__name__}: {cause}") from None
+            raise EngineError(f"{what} failed: {type(cause).__name__}: {cause}") from None
         except ray.exceptions.RayError as e:  # worker or node lost more often than max_retries, ...
-            raise EngineError(f"partition {part.describe()} failed after {MAX_RETRIES} retries: "
-                              f"{str(e).splitlines()[0]}") from None
+            raise EngineError(f"{what} failed after {MAX_RETRIES} retries: {str(e).splitlines()[0]}") from None
 
     # -- progress: one bar over both passes ----------------------------------------------------------------
     def _start_bar(self) -> None:
