@@ -21,7 +21,8 @@ from typing import Iterable, Iterator
 RUN_FILE = ".litdata-run.json"
 # Every name a compile writes in --out. A temporary of NAME is `.NAME.tmp`, `.NAME.partial` or `NAME.tmp`.
 _OUTPUT_NAME = re.compile(r"shard-\d{6,}\.tar(\.idx)?|manifest\.json|rejects\.jsonl|harmful_audit\.jsonl"
-                          r"|templates\.parquet|\.nv-meta")
+                          r"|templates\.parquet|\.nv-meta"
+                          r"|\.litdata-work")  # the Ray engine's completed partitions (litdata/engines/store.py)
 _TEMPORARY = re.compile(r"\.(.+)\.(?:tmp|partial)|(.+)\.tmp")
 
 
