@@ -138,32 +138,52 @@ def test_a_worker_killed_mid_task_is_retried_and_the_bytes_stay_identical(ray_cl
 
 
 @pytest.mark.slow  # a Ray start-up in a subprocess: about 1 min here when the machine is quiet, several when not
-def test_a_killed_driver_is_rerun_with_the_same_command_and_the_bytes_stay_identical(ray_cluster, tmp_path, capsys):
-    """The local engine's resume rule, with --engine ray: the rerun keeps the finished shards it verifies, redoes
-    the rest, and gives the bytes of an uninterrupted run; a rerun with other options is refused."""
+def test_a_killed_driver_resumes_from_its_completed_partitions_with_the_same_bytes(ray_cluster, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """The driver keeps each completed partition in --out/.litdata-work: killed after some partitions, a rerun of
+    the same command reads them instead of running them again, and gives the bytes of an uninterrupted run; a
+    rerun with other options is refused; the kept partitions are removed once the compile succeeds."""
     import subprocess
     import sys
+
+    from litdata.commands import compile as compile_command
+    from litdata.engines.store import WORK_DIR
 
     opts = ["--max-shard-sequences", "2", "--pack-window", "16", "--no-progress"]
     ref = tmp_path / "ref"
     assert compile_demo(ref, *opts) == 0
     out = tmp_path / "out"
+    work = out / WORK_DIR
     command = ["compile", *map(str, DEMO_SOURCES), "--image-root", str(DEMO_IMAGE_ROOT), "--tokenizer",
                str(DEMO_TOKENIZER_DIR), "--out", str(out), *opts, "--engine", "ray", "--workers", "2",
                "--partition-size", "4KiB"]
     driver = subprocess.Popen([sys.executable, "-m", "litdata", *command], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
-    while driver.poll() is None and not list(out.glob("shard-*.tar")) and time.monotonic() < deadline:
+    while driver.poll() is None and len(list(work.glob("encode-*.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
     assert driver.wait() == -signal.SIGKILL, "the compile finished before it could be killed"
     assert not (out / "manifest.json").exists()
+    kept = len(list(work.glob("encode-*.json")))
+    parts = len(plan_partitions([str(s) for s in DEMO_SOURCES], PARTITION_BYTES))
+    assert 3 <= kept < parts
 
     # The reruns run here, on this module's Ray cluster (the engine joins it), to save a Ray start-up.
     from litdata.cli import main
 
     assert main([*command, "--seed", "1"]) == 2
     assert "different options" in capsys.readouterr().err
+    engines, make_engine = [], compile_command.engine_from_args
+
+    def recorded_engine(*args):
+        engines.append(make_engine(*args))
+        return engines[-1]
+
+    monkeypatch.setattr(compile_command, "engine_from_args", recorded_engine)
     assert main(command) == 0
-    assert_same_output(out, ref)
+    assert_same_output(out, ref)  # .litdata-run.json included: the work area is no longer recorded
+    (engine,) = engines
+    assert engine.reused == {"count": parts, "encode": kept}  # pass 1 had finished before the kill
+    assert engine.computed == {"count": 0, "encode": parts - kept}
+    assert not work.exists()

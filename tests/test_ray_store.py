@@ -134,3 +134,26 @@ def test_a_damaged_result_is_not_used(encoded, tmp_path, damage):
     else:
         victim.unlink()
     assert store.has("encode", parts[0]) and store.load_encoded(parts[0]) is None
+
+
+def test_the_work_area_is_the_runs_own_refused_to_other_options_removed_by_overwrite(tmp_path):
+    from litdata.engines.store import WORK_DIR
+    from litdata.output.folder import RUN_FILE, OutputDir, OutputError
+
+    out = OutputDir(tmp_path / "out")
+    out.prepare(run_key="a", overwrite=False)
+    out.claim(WORK_DIR)
+    (out.path / WORK_DIR).mkdir()
+    (out.path / WORK_DIR / "encode-000000-x.json").write_text("{}")  # a driver killed here
+    with pytest.raises(OutputError, match="different options"):
+        OutputDir(out.path).prepare(run_key="b", overwrite=False)
+    OutputDir(out.path).prepare(run_key="a", overwrite=False)  # the same job resumes: kept
+    assert (out.path / WORK_DIR / "encode-000000-x.json").exists()
+    again = OutputDir(out.path)
+    again.prepare(run_key="b", overwrite=True)
+    assert not (out.path / WORK_DIR).exists()
+    again.claim(WORK_DIR)
+    (out.path / WORK_DIR).mkdir()
+    again.release(WORK_DIR)  # the compile succeeded
+    assert not (out.path / WORK_DIR).exists()
+    assert WORK_DIR not in json.loads((out.path / RUN_FILE).read_text())["files"]

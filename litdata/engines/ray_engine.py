@@ -49,6 +49,7 @@ class RayEngine:
         self._bar: Any = None
         self._records_done = 0
         self._t0 = 0.0
+        self._out: Any = None  # the OutputDir of the compile, once keep_partitions was called
         self._store: PartitionStore | None = None
         # Partitions per pass ("count", "encode") taken from the store, and run as tasks.
         self.reused = {"count": 0, "encode": 0}
@@ -63,15 +64,15 @@ class RayEngine:
 
         # Kept partitions serve only a rerun of a failed compile. Not after an image changed: their documents
         # name the old image's sha256, so the rerun must encode again.
-        if self._store is not None and (exc_type is None or issubclass(exc_type, ImageChangedError)):
-            self._store.remove()
+        if self._out is not None and (exc_type is None or issubclass(exc_type, ImageChangedError)):
+            self._out.release(WORK_DIR)
         self.close()
 
     def keep_partitions(self, out, run_key: str) -> None:
         """Keep completed partitions in the output folder `out` (an OutputDir prepared for `run_key`), and reuse
         those an earlier run of the same job left there."""
         out.claim(WORK_DIR)  # recorded before it exists, so that --overwrite or another job's run removes it
-        self._store = PartitionStore(out.path / WORK_DIR, run_key)
+        self._out, self._store = out, PartitionStore(out.path / WORK_DIR, run_key)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,6 @@ class PartitionStore:
 
     def __init__(self, folder: Path, run_key: str) -> None:
         self.folder, self.run_key = Path(folder), run_key
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
 
     def has(self, kind: str, part: Partition) -> bool:
         return self._path(kind, part, ".json").is_file()

@@ -104,6 +104,14 @@ class OutputDir:
             self._claimed.add(name)
             self._write_run_file(self._recorded | self._claimed)
 
+    def release(self, name: str) -> None:
+        """Remove `name`, which this run claimed for its own use only (the Ray engine's work area), and no longer
+        record it: the run file ends as if it had never been written."""
+        self._remove(name)
+        self._claimed.discard(name)
+        self._recorded.discard(name)
+        self._write_run_file(self._recorded | self._claimed)
+
     def _refuse_inputs_inside(self, inputs: Iterable[str]) -> None:
         out = os.path.realpath(self.path)
         for given in inputs:
