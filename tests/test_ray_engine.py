@@ -92,6 +92,41 @@ def test_ray_with_lp_packing_is_byte_identical_to_local(ray_cluster, tmp_path):
     assert_same_output(remote, local)
 
 
+def test_a_json_array_with_broken_and_oversized_elements_compiles_as_locally(ray_cluster, tmp_path):
+    """The array is cut into many partitions through its offset index; one partition starts right after an
+    element over the record limit (and over the reader's 1 MiB buffer, so it is skipped unread) and begins with
+    a broken element, which the reader resynchronises after; the next one is not UTF-8."""
+    import dataclasses
+
+    from litdata.read import ReadLimits
+
+    records = json.loads(DEMO_SOURCES[0].read_text())[:40]
+    parts = [json.dumps(r).encode() for r in records]
+    parts[15] = json.dumps({"id": "huge", "pad": "y" * (1 << 20)}).encode()
+    parts[16] = parts[16][:-1]  # the record's closing '}' is missing
+    parts[17] = parts[17].replace(b'"id": "', b'"id": "\xff', 1)
+    src = tmp_path / "messy.json"
+    src.write_bytes(b"[\n" + b",\n".join(parts) + b"\n]")
+    limits = ReadLimits(max_record_bytes=100_000)
+    cuts = [p.start for p in plan_partitions([str(src)], PARTITION_BYTES, limits)]
+    assert len(cuts) > 5 and 16 in cuts
+
+    def compile_to(out: Path, engine=None) -> int:
+        args = build_parser().parse_args(["demo", "--out", str(out), "--no-progress"])
+        cfg = config_from_args(args, sources=[str(src)], tokenizer=str(DEMO_TOKENIZER_DIR),
+                               image_root=str(DEMO_IMAGE_ROOT))
+        return execute(dataclasses.replace(cfg, read_limits=dataclasses.replace(cfg.read_limits, **{
+            "max_record_bytes": limits.max_record_bytes})), engine)
+
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert compile_to(local) == 0
+    rejects = [json.loads(line) for line in (local / "rejects.jsonl").read_text().splitlines()]
+    reasons = {(r["index"], r["reason"]) for r in rejects}
+    assert {(15, "record_too_large"), (16, "invalid_json"), (17, "invalid_utf8")} <= reasons
+    assert compile_to(remote, ray_engine(2)) == 0
+    assert_same_output(remote, local)
+
+
 def _descendants_running(task_name: str) -> list[int]:
     """Processes under this one whose title says they are running `task_name` (Ray sets `ray::NAME`)."""
     parent: dict[int, int] = {}
