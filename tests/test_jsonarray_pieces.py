@@ -6,13 +6,14 @@ non-UTF-8 elements, and the cuts depend only on the file and the piece size."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 
 import pytest
+from test_jsonarray_resync import BREAKS, LAYOUTS, rec
 
 from litdata.read.jsonarray import index_json_array, iter_json_array, iter_json_array_piece
 from litdata.read.problem import RecordError
-from test_jsonarray_resync import BREAKS, LAYOUTS, rec
 
 
 def as_comparable(items) -> list:
@@ -89,7 +90,7 @@ def test_cuts_fall_at_element_starts_every_n_bytes_and_depend_only_on_the_file_a
     for c in cuts:
         assert data[c.offset : c.offset + 1] == b"{"
         assert json.loads(data[c.offset :].split(b"}]}")[0] + b"}]}")["id"] == f"r{c.index}"
-    assert all(b.offset - a.offset >= 1000 for a, b in zip(cuts, cuts[1:]))
+    assert all(b.offset - a.offset >= 1000 for a, b in itertools.pairwise(cuts))
 
 
 def test_a_file_changed_since_it_was_indexed_is_an_error_not_wrong_records():

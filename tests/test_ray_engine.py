@@ -115,8 +115,8 @@ def test_a_json_array_with_broken_and_oversized_elements_compiles_as_locally(ray
         args = build_parser().parse_args(["demo", "--out", str(out), "--no-progress"])
         cfg = config_from_args(args, sources=[str(src)], tokenizer=str(DEMO_TOKENIZER_DIR),
                                image_root=str(DEMO_IMAGE_ROOT))
-        return execute(dataclasses.replace(cfg, read_limits=dataclasses.replace(cfg.read_limits, **{
-            "max_record_bytes": limits.max_record_bytes})), engine)
+        limited = dataclasses.replace(cfg.read_limits, max_record_bytes=limits.max_record_bytes)
+        return execute(dataclasses.replace(cfg, read_limits=limited), engine)
 
     local, remote = tmp_path / "local", tmp_path / "ray"
     assert compile_to(local) == 0

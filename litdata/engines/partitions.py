@@ -64,9 +64,10 @@ def index_array(source: str, partition_bytes: int, limits: ReadLimits) -> list[J
 
 
 def plan_partitions(sources: Sequence[str], partition_bytes: int = DEFAULT_PARTITION_BYTES,
-                    limits: ReadLimits = ReadLimits(), index: ArrayIndex = index_arrays) -> list[Partition]:
+                    limits: ReadLimits | None = None, index: ArrayIndex = index_arrays) -> list[Partition]:
     """Every input cut into partitions, in input order. Raises SourceError for an unreadable input, before any
     work starts (as `read_sources` does). `index` finds the cuts of the JSON arrays among the inputs."""
+    limits = limits or ReadLimits()
     if partition_bytes < 1:
         raise ValueError(f"partition_bytes must be >= 1, got {partition_bytes}")
     formats = [(source, source_format(source)) for source in sources]
