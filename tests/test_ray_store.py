@@ -157,3 +157,28 @@ def test_the_work_area_is_the_runs_own_refused_to_other_options_removed_by_overw
     again.release(WORK_DIR)  # the compile succeeded
     assert not (out.path / WORK_DIR).exists()
     assert WORK_DIR not in json.loads((out.path / RUN_FILE).read_text())["files"]
+
+
+@pytest.mark.parametrize(("failure", "kept"), [(None, False), ("image changed", False), ("engine", True),
+                                               ("interrupted", True)])
+def test_kept_partitions_outlive_a_failed_compile_only(tmp_path, failure, kept):
+    """They serve a rerun: gone once the compile succeeded, or when an image changed under it (the kept
+    documents name the old image's sha256); kept after any other failure."""
+    from litdata.engines import EngineError
+    from litdata.engines.ray_engine import RayEngine
+    from litdata.engines.store import WORK_DIR
+    from litdata.images.file import ImageChangedError
+    from litdata.output.folder import OutputDir
+
+    out = OutputDir(tmp_path / "out")
+    out.prepare(run_key="a", overwrite=False)
+    errors = {"image changed": ImageChangedError("x"), "engine": EngineError("x"), "interrupted": KeyboardInterrupt()}
+    try:
+        with RayEngine(workers=1) as engine:  # Ray is not started: nothing here needs it
+            engine.keep_partitions(out, "a")
+            (out.path / WORK_DIR).mkdir()
+            if failure:
+                raise errors[failure]
+    except (ImageChangedError, EngineError, KeyboardInterrupt):
+        pass
+    assert (out.path / WORK_DIR).exists() == kept
