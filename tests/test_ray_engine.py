@@ -219,6 +219,7 @@ def test_a_killed_driver_resumes_from_its_completed_partitions_with_the_same_byt
     assert main(command) == 0
     assert_same_output(out, ref)  # .litdata-run.json included: the work area is no longer recorded
     (engine,) = engines
-    assert engine.reused == {"count": parts, "encode": kept}  # pass 1 had finished before the kill
-    assert engine.computed == {"count": 0, "encode": parts - kept}
+    # The demo's JSON array was indexed and pass 1 had finished before the kill.
+    assert engine.reused == {"index": 1, "count": parts, "encode": kept}
+    assert engine.computed == {"index": 0, "count": 0, "encode": parts - kept}
     assert not work.exists()

@@ -182,3 +182,17 @@ def test_kept_partitions_outlive_a_failed_compile_only(tmp_path, failure, kept):
     except (ImageChangedError, EngineError, KeyboardInterrupt):
         pass
     assert (out.path / WORK_DIR).exists() == kept
+
+
+def test_a_json_arrays_offset_index_reads_back_for_its_file_and_partition_size_only(tmp_path):
+    from litdata.engines.partitions import index_array
+
+    arr = tmp_path / "a.json"
+    arr.write_text(json.dumps([{"id": i, "conversations": turns(f"Q{i}?", f"A{i}.")} for i in range(50)]))
+    cuts = index_array(str(arr), 500, ReadLimits())
+    assert len(cuts) > 3
+    store = PartitionStore(tmp_path / ".litdata-work", run_key="k")
+    store.save_index(str(arr), 500, cuts)
+    assert store.load_index(str(arr), 500) == cuts
+    assert store.load_index(str(arr), 501) is None and store.load_index(str(tmp_path / "b.json"), 500) is None
+    assert PartitionStore(store.folder, run_key="other").load_index(str(arr), 500) is None

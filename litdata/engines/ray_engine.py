@@ -51,9 +51,10 @@ class RayEngine:
         self._t0 = 0.0
         self._out: Any = None  # the OutputDir of the compile, once keep_partitions was called
         self._store: PartitionStore | None = None
-        # Partitions per pass ("count", "encode") taken from the store, and run as tasks.
-        self.reused = {"count": 0, "encode": 0}
-        self.computed = {"count": 0, "encode": 0}
+        # JSON arrays indexed ("index") and partitions per pass ("count", "encode"): taken from the store, and
+        # run as tasks.
+        self.reused = {"index": 0, "count": 0, "encode": 0}
+        self.computed = {"index": 0, "count": 0, "encode": 0}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def __enter__(self) -> RayEngine:
@@ -161,9 +162,18 @@ class RayEngine:
         """The offset index of each JSON array, one task per file, all at once (each is one pass over its file)."""
         import ray
 
+        store = self._store
+        cuts = {source: store.load_index(source, partition_bytes) for source in arrays} if store else {}
+        todo = [source for source in arrays if cuts.get(source) is None]
         index = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(index_array)
-        refs = [index.remote(source, partition_bytes, limits) for source in arrays]
-        return {source: self._get(ray, ref, source) for source, ref in zip(arrays, refs)}
+        refs = [index.remote(source, partition_bytes, limits) for source in todo]
+        for source, ref in zip(todo, refs):
+            cuts[source] = self._get(ray, ref, source)
+            if store is not None:
+                store.save_index(source, partition_bytes, cuts[source])
+        self.reused["index"] += len(arrays) - len(todo)
+        self.computed["index"] += len(todo)
+        return cuts
 
     # -- scheduling --------------------------------------------------------------------------------------------
     def _ordered(self, submit: Callable[[int], Any], n: int, kind: str) -> Iterator[Any]:

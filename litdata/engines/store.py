@@ -7,7 +7,9 @@ does the shards. Each file is named by a hash of the run key (every option and t
 partition (source, cut, and numbering), so a result is only ever reused by the same job for the same piece of
 input; `--partition-size` changes the partitions and so the names.
 
-Nothing is pickled: pass 1 is JSON plus the shape rows as Parquet; pass 2 is JSON (provenance, rejects,
+The offset index of each JSON array is kept too, so a rerun does not read the arrays once more to cut them.
+
+Nothing is pickled: the index is JSON; pass 1 is JSON plus the shape rows as Parquet; pass 2 is JSON (provenance, rejects,
 harmful hits, document metadata) plus one `.npy` per array column, read back with `allow_pickle=False`. The
 JSON file is written last and names the sha256 of the files before it, so a file cut short by a kill, or
 altered since, is recomputed instead of used.
@@ -29,6 +31,7 @@ import numpy as np
 from litdata.encode import AuditHit
 from litdata.engines.partitions import Partition
 from litdata.engines.tasks import Counted
+from litdata.read.jsonarray import JsonArrayCut
 from litdata.records import Document, Provenance, Reject, RejectReason
 from litdata.records.document import ImageBlob
 
@@ -46,6 +49,17 @@ class PartitionStore:
 
     def has(self, kind: str, part: Partition) -> bool:
         return self._path(kind, part, ".json").is_file()
+
+    # -- the offset index of a JSON array ------------------------------------------------------------------------
+    def save_index(self, source: str, partition_bytes: int, cuts: list[JsonArrayCut]) -> None:
+        self._save("index", _Array(source, partition_bytes), {"cuts": [dataclasses.asdict(c) for c in cuts]}, {})
+
+    def load_index(self, source: str, partition_bytes: int) -> list[JsonArrayCut] | None:
+        loaded = self._load("index", _Array(source, partition_bytes))
+        try:
+            return None if loaded is None else [JsonArrayCut(**c) for c in loaded[0]["cuts"]]
+        except (KeyError, TypeError):
+            return None
 
     # -- pass 1 ------------------------------------------------------------------------------------------------
     def save_counted(self, part: Partition, got: Counted) -> None:
@@ -99,12 +113,12 @@ class PartitionStore:
         return [([reader.item(i) for i in items], [AuditHit(**h) for h in hits]) for items, hits in head["batches"]]
 
     # -- files ---------------------------------------------------------------------------------------------------
-    def _path(self, kind: str, part: Partition, suffix: str) -> Path:
+    def _path(self, kind: str, part: Partition | _Array, suffix: str) -> Path:
         who = json.dumps({"format": FORMAT, "run_key": self.run_key, "kind": kind,
                           "partition": dataclasses.asdict(part)}, sort_keys=True)
         return self.folder / f"{kind}-{part.number:06d}-{hashlib.sha256(who.encode()).hexdigest()[:24]}{suffix}"
 
-    def _save(self, kind: str, part: Partition, head: dict, files: dict[str, bytes]) -> None:
+    def _save(self, kind: str, part: Partition | _Array, head: dict, files: dict[str, bytes]) -> None:
         """The data files first, then the JSON that names their sha256: a JSON file means the rest is there."""
         self.folder.mkdir(exist_ok=True)
         for suffix, data in files.items():
@@ -113,7 +127,7 @@ class PartitionStore:
                                                                 for s, d in files.items()}}
         _write(self._path(kind, part, ".json"), json.dumps(head).encode())  # keys unsorted: meta keeps its order
 
-    def _load(self, kind: str, part: Partition) -> tuple[dict, dict[str, bytes]] | None:
+    def _load(self, kind: str, part: Partition | _Array) -> tuple[dict, dict[str, bytes]] | None:
         """(the JSON, the data files by suffix); None when anything is missing or not what was written."""
         try:
             head = json.loads(self._path(kind, part, ".json").read_bytes())
@@ -123,6 +137,18 @@ class PartitionStore:
         if any(hashlib.sha256(d).hexdigest() != head["files"][s] for s, d in files.items()):
             return None
         return head, files
+
+
+@dataclasses.dataclass(frozen=True)
+class _Array:
+    """What a JSON array's offset index depends on besides the run key (which holds max_record_bytes)."""
+
+    source: str
+    partition_bytes: int
+    number: int = 0
+
+    def describe(self) -> str:
+        return f"{self.source} (offset index)"
 
 
 def _write(path: Path, data: bytes) -> None:
