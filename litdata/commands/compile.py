@@ -69,45 +69,48 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `compile` and `demo`."""
     from litdata.render import TEMPLATE_NAMES
 
-    def cfg(name: str):  # each default is CompileConfig's (litdata/config.py), never written here
+    def default(name: str):  # CompileConfig's (litdata/config.py): no default is written here
         return default_of(CompileConfig, name)
 
     p.add_argument("--out", type=_out_path, help="output folder for shards and manifest (or an fsspec URL, s3://...)")
-    p.add_argument("--template", default=cfg("template"), choices=TEMPLATE_NAMES,
-                   help=f"chat template (default {cfg('template')})")
-    p.add_argument("--seq-len", type=positive_int, default=cfg("seq_len"), help="packed sequence length, images expanded")
-    p.add_argument("--image-tokens", default=str(cfg("image_tokens")), metavar="RULE",
-                   help=f"positions each image takes in the model: N or fixed:N ({cfg('image_tokens')} for CLIP "
+    p.add_argument("--template", default=default("template"), choices=TEMPLATE_NAMES,
+                   help=f"chat template (default {default('template')})")
+    p.add_argument("--seq-len", type=positive_int, default=default("seq_len"),
+                   help="packed sequence length, images expanded")
+    p.add_argument("--image-tokens", default=str(default("image_tokens")), metavar="RULE",
+                   help=f"positions each image takes in the model: N or fixed:N ({default('image_tokens')} for CLIP "
                         "ViT-L/14 at 336px), "
                         "tiles:tile=448,max=12,min=1,thumbnail=1,per_tile=256 (InternVL/Megatron tiling), or "
                         "processor:DIR (a local Hugging Face processor: llava, llava_next, qwen2_vl, qwen2_5_vl)")
-    p.add_argument("--mode", choices=MODES, default=cfg("mode"), help="lit: instruction + response get loss; vit: response")
+    p.add_argument("--mode", choices=MODES, default=default("mode"),
+                   help="lit: instruction + response get loss; vit: response")
     p.add_argument("--weight", action="append", metavar="CLASS=W", help="per-class loss weight, e.g. instruction=0.5")
-    p.add_argument("--overflow", choices=OVERFLOW_POLICIES, default=cfg("overflow"),
+    p.add_argument("--overflow", choices=OVERFLOW_POLICIES, default=default("overflow"),
                    help="documents longer than --seq-len: reject (too_long) or keep the prefix that fits")
-    p.add_argument("--workers", type=positive_int, default=cfg("workers"), help="encoding processes")
-    p.add_argument("--seed", type=int, default=cfg("seed"), help="packing order seed")
+    p.add_argument("--workers", type=positive_int, default=default("workers"), help="encoding processes")
+    p.add_argument("--seed", type=int, default=default("seed"), help="packing order seed")
     p.add_argument("--overwrite", action="store_true", help="replace a previous compile with other options in --out")
-    p.add_argument("--max-shard-bytes", type=parse_size, default=cfg("max_shard_bytes"),
+    p.add_argument("--max-shard-bytes", type=parse_size, default=default("max_shard_bytes"),
                    help=f"start a new shard before this size (e.g. 512MB, 1GiB; default "
-                        f"{format_size(cfg('max_shard_bytes'))})")
-    p.add_argument("--max-shard-sequences", type=positive_int, default=cfg("max_shard_sequences"),
+                        f"{format_size(default('max_shard_bytes'))})")
+    p.add_argument("--max-shard-sequences", type=positive_int, default=default("max_shard_sequences"),
                    help="packed sequences per shard")
-    p.add_argument("--max-pixels", type=positive_int, default=cfg("max_pixels"), help="reject larger images (bombs)")
-    p.add_argument("--max-image-bytes", type=parse_size, default=cfg("max_image_bytes"),
+    p.add_argument("--max-pixels", type=positive_int, default=default("max_pixels"),
+                   help="reject larger images (bombs)")
+    p.add_argument("--max-image-bytes", type=parse_size, default=default("max_image_bytes"),
                    help=f"reject larger image files, checked before reading them (default "
-                        f"{format_size(cfg('max_image_bytes'))}; never more than --max-shard-bytes)")
+                        f"{format_size(default('max_image_bytes'))}; never more than --max-shard-bytes)")
     p.add_argument("--max-turns", type=positive_int, default=default_of(ReadLimits, "max_turns"),
                    help="reject records with more turns")
     p.add_argument("--max-turn-chars", type=positive_int, default=default_of(ReadLimits, "max_turn_chars"),
                    help="reject records with a longer turn")
-    p.add_argument("--batch-size", type=positive_int, default=cfg("batch_size"), help="records per encoding batch")
-    p.add_argument("--pack-window", type=positive_int, default=cfg("pack_window"),
+    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"), help="records per encoding batch")
+    p.add_argument("--pack-window", type=positive_int, default=default("pack_window"),
                    help="documents per packing window (held in memory; --packing lp runs faster with larger ones)")
-    p.add_argument("--packing", choices=PACKING_ALGORITHMS, default=cfg("packing"),
+    p.add_argument("--packing", choices=PACKING_ALGORITHMS, default=default("packing"),
                    help=choices_help({"fill": "subset-sum fill", "best-fit": "best-fit decreasing, fastest",
                                       "lp": "rounds the cutting-stock LP, the tightest (needs scipy: pip install "
-                                            "'litdata-lit[lp]')"}, cfg("packing")))
+                                            "'litdata-lit[lp]')"}, default("packing")))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Distributed compile (litdata/engines/): same bytes as the local engine, see README "Compiling with Ray".
     p.add_argument("--engine", choices=("local", "ray"), default="local",
