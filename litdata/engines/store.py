@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from litdata.engines.tasks import Counted
 from litdata.read.jsonarray import JsonArrayCut
 from litdata.records import Document, Provenance, Reject, RejectReason
 from litdata.records.document import ImageBlob
+from litdata.shards.atomic import atomic_write
 
 WORK_DIR = ".litdata-work"
 FORMAT = 1  # of the files below; a store written by another format is not read
@@ -122,10 +122,10 @@ class PartitionStore:
         """The data files first, then the JSON that names their sha256: a JSON file means the rest is there."""
         self.folder.mkdir(exist_ok=True)
         for suffix, data in files.items():
-            _write(self._path(kind, part, suffix), data)
+            atomic_write(self._path(kind, part, suffix), data)
         head = {**head, "partition": part.describe(), "files": {s: hashlib.sha256(d).hexdigest()
                                                                 for s, d in files.items()}}
-        _write(self._path(kind, part, ".json"), json.dumps(head).encode())  # keys unsorted: meta keeps its order
+        atomic_write(self._path(kind, part, ".json"), json.dumps(head).encode())  # keys unsorted: meta keeps its order
 
     def _load(self, kind: str, part: Partition | _Array) -> tuple[dict, dict[str, bytes]] | None:
         """(the JSON, the data files by suffix); None when anything is missing or not what was written."""
@@ -149,15 +149,6 @@ class _Array:
 
     def describe(self) -> str:
         return f"{self.source} (offset index)"
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _npy(a: np.ndarray) -> bytes:
