@@ -131,7 +131,7 @@ def test_a_run_that_rejects_every_record_writes_its_manifest_and_exits_1(tmp_pat
 def test_rejects_and_harmful_spans_are_written_in_input_order_across_batches_and_windows(tmp_path):
     """The pipeline writes each reject and each harmful span as its record comes out of encoding, so both files
     follow the input order even when batches and packing windows are far smaller than the input."""
-    turn = lambda who, text: {"from": who, "value": text}  # noqa: E731
+    turn = lambda who, text: {"from": who, "value": text}
     records, empty, harmful = [], [], []
     for i in range(60):
         if i % 7 == 3:
