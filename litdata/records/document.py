@@ -31,7 +31,7 @@ class ImageBlob:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Document:
-    """One tokenized, classified and weighted conversation: the unit that packing places into sequences."""
+    """One tokenized conversation with its token classes and weights: the unit that packing places into sequences."""
 
     provenance: Provenance
     tokens: np.ndarray  # int32 [n]
