@@ -1,6 +1,7 @@
-"""`litdata compile`: read -> mine -> (spans -> render -> tokenize -> token classes -> weigh, in workers) -> pack
--> write. This module alone counts and writes what the stages produce: documents go on to the packer, while
-rejects and harmful-span audit lines are written as they come, in input order.
+"""`litdata compile`, stage by stage:
+read -> mine -> (spans -> render -> tokenize -> token classes -> weigh, in workers) -> pack -> write.
+This module alone counts and writes what the stages produce: documents go on to the packer, while rejects and
+harmful-span audit lines are written as they come, in input order.
 
 Two streaming passes over the sources: the first mines task templates (corpus-wide counts), the second encodes.
 Work in flight is bounded (a few batches per worker, one packing window), so memory does not grow with the input.
