@@ -17,7 +17,7 @@ import numpy as np
 from litdata.classes import TokenClass, weight_table
 from litdata.records import AuditHit, Conversation, Document, RecordProblem, Reject, RejectReason
 from litdata.records.document import ImageBlob
-from litdata.render import TemplateError, get_template
+from litdata.render import Rendered, TemplateError, get_template
 from litdata.tokenize.tokens import encode_rendered, load_tokenizer
 from litdata.weigh import weigh
 
@@ -83,7 +83,7 @@ class Encoder:
 
         turns = [(t.role, t.text) for i in live for t in items[i].turns]
         flat = self.labeler.label(turns) if turns else []
-        rendered: list[tuple[int, object, tuple[AuditHit, ...]]] = []
+        rendered: list[tuple[int, Rendered, tuple[AuditHit, ...]]] = []
         k = 0
         drop = getattr(self.spec.harmful, "policy", "mask") == "drop"
         for i in live:
@@ -92,17 +92,9 @@ class Encoder:
             k += len(conv.turns)
             hits = self._audit(conv, labels, "dropped" if drop else "masked")
             try:
-                if hits and drop:
-                    raise RecordProblem(RejectReason.HARMFUL, f"{len(hits)} harmful span(s), first in turn "
-                                                              f"{hits[0].turn}: {hits[0].text[:80]!r}")
-                try:
-                    r = self.template.render(conv, [[(s.start, s.end, s.cls) for s in turn] for turn in labels])
-                except TemplateError as e:
-                    raise RecordProblem(RejectReason.TEMPLATE_ERROR, str(e)) from None
+                rendered.append((i, self._render(conv, labels, hits, drop), hits))
             except RecordProblem as p:
                 out[i] = p.reject(conv.provenance, audit=hits)
-                continue
-            rendered.append((i, r, hits))
 
         encoded = encode_rendered(self.tokenizer, [r for _, r, _ in rendered], self.tokinfo.image_token_id)
         for (i, r, hits), (ids, classes) in zip(rendered, encoded):
@@ -111,6 +103,17 @@ class Encoder:
             except RecordProblem as p:
                 out[i] = p.reject(items[i].provenance, audit=hits)
         return out  # type: ignore[return-value]
+
+    def _render(self, conv: Conversation, labels, hits: tuple[AuditHit, ...], drop: bool) -> Rendered:
+        """The record rendered with its span labels; RecordProblem when --harmful drop drops it or the chat
+        template cannot render it."""
+        if hits and drop:
+            raise RecordProblem(RejectReason.HARMFUL, f"{len(hits)} harmful span(s), first in turn {hits[0].turn}: "
+                                                      f"{hits[0].text[:80]!r}")
+        try:
+            return self.template.render(conv, [[(s.start, s.end, s.cls) for s in turn] for turn in labels])
+        except TemplateError as e:
+            raise RecordProblem(RejectReason.TEMPLATE_ERROR, str(e)) from None
 
     def _images(self, conv: Conversation) -> tuple[ImageBlob, ...]:
         from litdata.read import resolve_image
