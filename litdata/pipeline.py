@@ -129,6 +129,8 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     out = OutputDir(cfg.out)
     local_inputs = [p for p in [*cfg.sources, *([cfg.image_root] if cfg.image_root else [])] if not fsio.is_url(p)]
     out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite, inputs=local_inputs)
+    if engine is not None:  # it keeps completed partitions in --out for a rerun (litdata/engines/store.py)
+        engine.keep_partitions(out, _run_key(cfg, inputs))
 
     first_pass = {"records": 0}
 

@@ -92,6 +92,41 @@ def test_ray_with_lp_packing_is_byte_identical_to_local(ray_cluster, tmp_path):
     assert_same_output(remote, local)
 
 
+def test_a_json_array_with_broken_and_oversized_elements_compiles_as_locally(ray_cluster, tmp_path):
+    """The array is cut into many partitions through its offset index; one partition starts right after an
+    element over the record limit (and over the reader's 1 MiB buffer, so it is skipped unread) and begins with
+    a broken element, which the reader resynchronises after; the next one is not UTF-8."""
+    import dataclasses
+
+    from litdata.read import ReadLimits
+
+    records = json.loads(DEMO_SOURCES[0].read_text())[:40]
+    parts = [json.dumps(r).encode() for r in records]
+    parts[15] = json.dumps({"id": "huge", "pad": "y" * (1 << 20)}).encode()
+    parts[16] = parts[16][:-1]  # the record's closing '}' is missing
+    parts[17] = parts[17].replace(b'"id": "', b'"id": "\xff', 1)
+    src = tmp_path / "messy.json"
+    src.write_bytes(b"[\n" + b",\n".join(parts) + b"\n]")
+    limits = ReadLimits(max_record_bytes=100_000)
+    cuts = [p.start for p in plan_partitions([str(src)], PARTITION_BYTES, limits)]
+    assert len(cuts) > 5 and 16 in cuts
+
+    def compile_to(out: Path, engine=None) -> int:
+        args = build_parser().parse_args(["demo", "--out", str(out), "--no-progress"])
+        cfg = config_from_args(args, sources=[str(src)], tokenizer=str(DEMO_TOKENIZER_DIR),
+                               image_root=str(DEMO_IMAGE_ROOT))
+        limited = dataclasses.replace(cfg.read_limits, max_record_bytes=limits.max_record_bytes)
+        return execute(dataclasses.replace(cfg, read_limits=limited), engine)
+
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert compile_to(local) == 0
+    rejects = [json.loads(line) for line in (local / "rejects.jsonl").read_text().splitlines()]
+    reasons = {(r["index"], r["reason"]) for r in rejects}
+    assert {(15, "record_too_large"), (16, "invalid_json"), (17, "invalid_utf8")} <= reasons
+    assert compile_to(remote, ray_engine(2)) == 0
+    assert_same_output(remote, local)
+
+
 def _descendants_running(task_name: str) -> list[int]:
     """Processes under this one whose title says they are running `task_name` (Ray sets `ray::NAME`)."""
     parent: dict[int, int] = {}
@@ -138,32 +173,53 @@ def test_a_worker_killed_mid_task_is_retried_and_the_bytes_stay_identical(ray_cl
 
 
 @pytest.mark.slow  # a Ray start-up in a subprocess: about 1 min here when the machine is quiet, several when not
-def test_a_killed_driver_is_rerun_with_the_same_command_and_the_bytes_stay_identical(ray_cluster, tmp_path, capsys):
-    """The local engine's resume rule, with --engine ray: the rerun keeps the finished shards it verifies, redoes
-    the rest, and gives the bytes of an uninterrupted run; a rerun with other options is refused."""
+def test_a_killed_driver_resumes_from_its_completed_partitions_with_the_same_bytes(ray_cluster, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """The driver keeps each completed partition in --out/.litdata-work: killed after some partitions, a rerun of
+    the same command reads them instead of running them again, and gives the bytes of an uninterrupted run; a
+    rerun with other options is refused; the kept partitions are removed once the compile succeeds."""
     import subprocess
     import sys
+
+    from litdata.commands import compile as compile_command
+    from litdata.engines.store import WORK_DIR
 
     opts = ["--max-shard-sequences", "2", "--pack-window", "16", "--no-progress"]
     ref = tmp_path / "ref"
     assert compile_demo(ref, *opts) == 0
     out = tmp_path / "out"
+    work = out / WORK_DIR
     command = ["compile", *map(str, DEMO_SOURCES), "--image-root", str(DEMO_IMAGE_ROOT), "--tokenizer",
                str(DEMO_TOKENIZER_DIR), "--out", str(out), *opts, "--engine", "ray", "--workers", "2",
                "--partition-size", "4KiB"]
     driver = subprocess.Popen([sys.executable, "-m", "litdata", *command], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
-    while driver.poll() is None and not list(out.glob("shard-*.tar")) and time.monotonic() < deadline:
+    while driver.poll() is None and len(list(work.glob("encode-*.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
     assert driver.wait() == -signal.SIGKILL, "the compile finished before it could be killed"
     assert not (out / "manifest.json").exists()
+    kept = len(list(work.glob("encode-*.json")))
+    parts = len(plan_partitions([str(s) for s in DEMO_SOURCES], PARTITION_BYTES))
+    assert 3 <= kept < parts
 
     # The reruns run here, on this module's Ray cluster (the engine joins it), to save a Ray start-up.
     from litdata.cli import main
 
     assert main([*command, "--seed", "1"]) == 2
     assert "different options" in capsys.readouterr().err
+    engines, make_engine = [], compile_command.engine_from_args
+
+    def recorded_engine(*args):
+        engines.append(make_engine(*args))
+        return engines[-1]
+
+    monkeypatch.setattr(compile_command, "engine_from_args", recorded_engine)
     assert main(command) == 0
-    assert_same_output(out, ref)
+    assert_same_output(out, ref)  # .litdata-run.json included: the work area is no longer recorded
+    (engine,) = engines
+    # The demo's JSON array was indexed and pass 1 had finished before the kill.
+    assert engine.reused == {"index": 1, "count": parts, "encode": kept}
+    assert engine.computed == {"index": 0, "count": 0, "encode": parts - kept}
+    assert not work.exists()

@@ -1,5 +1,5 @@
 """Partitions of the Ray engine (no Ray needed): read one after another, they give exactly what `read_sources`
-gives, whatever the partition size; and the partitions do not depend on anything but the inputs and that size."""
+gives (JSON Lines, Parquet and JSON arrays, broken records included), whatever the partition size; and the partitions do not depend on anything but the inputs and that size."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from litdata.engines.partitions import PartitionReader, plan_partitions
+from litdata.engines.partitions import PartitionReader, index_array, plan_partitions
 from litdata.read import ReadLimits, read_sources
 
 Q = "What is in the image?"
@@ -24,7 +24,7 @@ def record(i: int) -> dict:
 def read_by_partitions(sources, partition_bytes, limits=ReadLimits()):
     """As the Ray engine does: each JSONL partition starts at the lines of the partitions of its file before it."""
     items, next_line = [], 0
-    for part in plan_partitions([str(s) for s in sources], partition_bytes):
+    for part in plan_partitions([str(s) for s in sources], partition_bytes, limits):
         reader = PartitionReader(part, limits, first_index=0 if part.start == 0 else next_line)
         items.extend(reader)
         next_line = (0 if part.start == 0 else next_line) + reader.lines
@@ -66,14 +66,52 @@ def test_parquet_partitions_are_runs_of_row_groups_and_read_as_locally(tmp_path)
     assert read_by_partitions([src], 10**9) == list(read_sources([str(src)]))
 
 
-def test_a_json_array_is_one_partition_and_files_keep_their_order(tmp_path):
+def write_messy_array(path: Path) -> Path:
+    """A JSON array with a broken element (its record's '}' missing), an element over the record limit, invalid
+    UTF-8, junk between two elements and a trailing comma."""
+    parts = [json.dumps(record(i)).encode() for i in range(60)]
+    parts[11] = parts[11][:-1]
+    # Over the reader's 1 MiB buffer, so that it is skipped chunk by chunk and rejected as record_too_large.
+    parts[23] = json.dumps({"id": "huge", "pad": "y" * (1 << 20) + "y" * 3000}).encode()
+    parts[30] = parts[30].replace(b'"r30"', b'"r\xff30"')
+    parts[41] = b"oops " + parts[41]
+    path.write_bytes(b"[\n" + b",\n".join(parts) + b",\n]")
+    return path
+
+
+@pytest.mark.parametrize("partition_bytes", [1, 300, 1000, 10**9])
+def test_json_array_partitions_read_in_order_give_exactly_the_local_records(tmp_path, partition_bytes):
+    src = write_messy_array(tmp_path / "messy.json")
+    limits = ReadLimits(max_record_bytes=2000)
+    local = list(read_sources([str(src)], limits))
+    reasons = {i.reason.value for i in local if hasattr(i, "reason")}
+    assert {"invalid_json", "invalid_utf8", "record_too_large"} <= reasons
+    parts = plan_partitions([str(src)], partition_bytes, limits)
+    assert [p.stop for p in parts[:-1]] == [p.start for p in parts[1:]] and parts[-1].stop == -1
+    if partition_bytes <= 1000:
+        assert len(parts) > 5
+    assert read_by_partitions([src], partition_bytes, limits) == local
+
+
+def test_an_oversized_and_a_broken_element_at_a_partition_boundary_read_as_locally(tmp_path):
+    """Cuts right before, at and after the broken and the oversized element (read in small chunks, where the
+    reader skips the oversized one without holding it)."""
+    src = write_messy_array(tmp_path / "messy.json")
+    limits = ReadLimits(max_record_bytes=2000)
+    local = list(read_sources([str(src)], limits))
+    starts = [c.index for c in index_array(str(src), 1, limits)]
+    assert {10, 11, 12, 22, 23, 24} <= set(starts)  # every element starts a partition of 1 byte
+    assert read_by_partitions([src], 1, limits) == local
+
+
+def test_json_arrays_and_lines_keep_their_order_and_indices(tmp_path):
     arr = tmp_path / "a.json"
     arr.write_text(json.dumps([record(i) for i in range(20)]))
     lines = tmp_path / "b.jsonl"
     lines.write_text("\n".join(json.dumps(record(i)) for i in range(20)) + "\n")
     parts = plan_partitions([str(arr), str(lines), str(arr)], partition_bytes=300)
     assert [p.source for p in parts][0] == str(arr) and parts[-1].source == str(arr)
-    assert sum(p.fmt == "json" for p in parts) == 2
+    assert sum(p.fmt == "json" for p in parts) > 2
     assert read_by_partitions([arr, lines, arr], 300) == list(read_sources([str(arr), str(lines), str(arr)]))
 
 

@@ -91,8 +91,8 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --engine ray: an existing cluster (host:port of `ray start --head`, or 'auto'); "
                         "default: a local Ray instance with --workers CPUs")
     p.add_argument("--partition-size", type=parse_size, default=parse_size("64MiB"), metavar="SIZE",
-                   help="with --engine ray: bytes of input per task (JSONL byte ranges, Parquet row groups; a JSON "
-                        "array is one task); does not change the output")
+                   help="with --engine ray: bytes of input per task (JSONL byte ranges, Parquet row groups, runs of "
+                        "JSON array elements); does not change the output")
     from litdata.commands.span_options import add_harmful_arguments, add_mining_arguments
 
     add_mining_arguments(p)

@@ -21,7 +21,8 @@ from typing import Iterable, Iterator
 RUN_FILE = ".litdata-run.json"
 # Every name a compile writes in --out. A temporary of NAME is `.NAME.tmp`, `.NAME.partial` or `NAME.tmp`.
 _OUTPUT_NAME = re.compile(r"shard-\d{6,}\.tar(\.idx)?|manifest\.json|rejects\.jsonl|harmful_audit\.jsonl"
-                          r"|templates\.parquet|\.nv-meta")
+                          r"|templates\.parquet|\.nv-meta"
+                          r"|\.litdata-work")  # the Ray engine's completed partitions (litdata/engines/store.py)
 _TEMPORARY = re.compile(r"\.(.+)\.(?:tmp|partial)|(.+)\.tmp")
 
 
@@ -102,6 +103,14 @@ class OutputDir:
         if name not in self._claimed:
             self._claimed.add(name)
             self._write_run_file(self._recorded | self._claimed)
+
+    def release(self, name: str) -> None:
+        """Remove `name`, which this run claimed for its own use only (the Ray engine's work area), and no longer
+        record it: the run file ends as if it had never been written."""
+        self._remove(name)
+        self._claimed.discard(name)
+        self._recorded.discard(name)
+        self._write_run_file(self._recorded | self._claimed)
 
     def _refuse_inputs_inside(self, inputs: Iterable[str]) -> None:
         out = os.path.realpath(self.path)
