@@ -8,13 +8,15 @@ once per process from a picklable `EncodeSpec`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from litdata.classes import TokenClass, weight_table
+from litdata.config import CompileConfig, HarmfulSettings, Overflow
+from litdata.images.tokens import FixedRule, ImageTokenRule
 from litdata.records import AuditHit, Conversation, Document, RecordProblem, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import Rendered, TemplateError, get_template
@@ -24,22 +26,22 @@ from litdata.weigh import weigh
 
 @dataclass(frozen=True, kw_only=True)
 class EncodeSpec:
+    """What a worker's Encoder needs, built from a CompileConfig (litdata/config.py, where the defaults live)."""
+
     tokenizer: str
     template: str
-    weights: dict  # TokenClass -> float, already resolved for the mode and overrides
+    weights: dict[TokenClass, float]  # already resolved for the mode and overrides
     seq_len: int
     image_tokens: int  # the fixed count, used when `image_rule` is None
-    overflow: str  # "drop" | "truncate"
+    overflow: Overflow
     image_root: str | None
     max_pixels: int
-    max_image_bytes: int = 64 * 2**20  # images over this many bytes are rejected (image_too_large)
+    max_image_bytes: int = CompileConfig.max_image_bytes  # larger images: image_too_large
     template_shapes: frozenset[str] = frozenset()
-    harmful: object | None = None  # litdata.spans HarmfulSettings
-    image_rule: object | None = None  # litdata.images.tokens.ImageTokenRule; None: fixed `image_tokens`
+    harmful: HarmfulSettings = field(default_factory=HarmfulSettings)
+    image_rule: ImageTokenRule | None = None  # None: every image takes `image_tokens`
 
-    def rule(self):
-        from litdata.images.tokens import FixedRule
-
+    def rule(self) -> ImageTokenRule:
         return self.image_rule if self.image_rule is not None else FixedRule(tokens=self.image_tokens)
 
 
@@ -85,7 +87,7 @@ class Encoder:
         flat = self.labeler.label(turns) if turns else []
         rendered: list[tuple[int, Rendered, tuple[AuditHit, ...]]] = []
         k = 0
-        drop = getattr(self.spec.harmful, "policy", "mask") == "drop"
+        drop = self.spec.harmful.policy == "drop"
         for i in live:
             conv = items[i]
             labels = flat[k : k + len(conv.turns)]

@@ -14,67 +14,30 @@ import hashlib
 import itertools
 import multiprocessing as mp
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from tqdm import tqdm
 
 from litdata import fsio
-from litdata.classes import TokenClass, class_weights
+from litdata.config import CompileConfig, PackSettings
 from litdata.encode import EncodeSpec, Encoder
 from litdata.hashing import file_sha256
 from litdata.output.folder import OutputDir
-from litdata.pack.packer import PackSettings, make_packer
+from litdata.pack.packer import make_packer
 from litdata.records import Conversation, Document, Reject
 from litdata.stats import CompileStats
 from litdata.shards.writer import ShardWriter
 
-
-@dataclass(frozen=True, kw_only=True)
-class CompileConfig:
-    sources: tuple[str, ...]
-    out: Path
-    tokenizer: str
-    image_root: str | None = None
-    template: str = "vicuna_v1"
-    seq_len: int = 2048
-    image_tokens: int = 576
-    image_token_rule: object | None = None  # litdata.images.tokens rule (tiles, processor); None: fixed image_tokens
-    mode: str = "lit"
-    weight_overrides: dict = field(default_factory=dict)  # TokenClass -> float
-    overflow: str = "drop"
-    workers: int = 1
-    seed: int = 0
-    overwrite: bool = False
-    max_shard_bytes: int = 256 * 2**20
-    max_shard_sequences: int = 10_000
-    max_pixels: int = 40_000_000
-    max_image_bytes: int = 64 * 2**20
-    read_limits: object | None = None  # litdata.read.ReadLimits
-    mining: object | None = None  # litdata.spans MiningSettings
-    harmful: object | None = None  # litdata.spans HarmfulSettings
-    batch_size: int = 256
-    pack_window: int = 8192
-    packing: str = "fill"
-    progress: bool = True
-
-    @property
-    def weights(self) -> dict[TokenClass, float]:
-        return class_weights(self.mode, self.weight_overrides)
-
-    @property
-    def rule(self):
-        from litdata.images.tokens import FixedRule
-
-        return self.image_token_rule if self.image_token_rule is not None else FixedRule(tokens=self.image_tokens)
+if TYPE_CHECKING:
+    from litdata.spans.table import TemplateTable
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompileResult:
     manifest: dict
     stats: CompileStats
-    templates: object | None  # TemplateTable
+    templates: TemplateTable
 
 
 _WORKER: Encoder | None = None
@@ -119,11 +82,10 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     """`engine`: None runs both data passes here (a process pool for --workers > 1); a RayEngine
     (litdata/engines/ray_engine.py) runs them on a Ray cluster. Everything else, and the bytes, are the same."""
     from litdata.spans.mining import mine_templates
-    from litdata.spans.settings import MiningSettings
-    from litdata.read import ReadLimits, read_sources
+    from litdata.read import read_sources
     from litdata.tokenize.tokens import load_tokenizer
 
-    limits = cfg.read_limits or ReadLimits()
+    limits = cfg.read_limits
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
     inputs = [{"path": s, "sha256": file_sha256(s), "bytes": fsio.size(s)} for s in cfg.sources]
     out = OutputDir(cfg.out)
@@ -141,9 +103,9 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
                 yield item
 
     if engine is None:
-        table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
+        table = mine_templates(conversations(), cfg.mining, progress=cfg.progress)
     else:
-        table, first_pass["records"] = engine.mine(cfg.sources, limits, cfg.mining or MiningSettings())
+        table, first_pass["records"] = engine.mine(cfg.sources, limits, cfg.mining)
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
                       max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),

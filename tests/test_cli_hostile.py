@@ -113,6 +113,16 @@ def test_templates_out_that_cannot_be_written_is_one_line_and_leaves_no_temporar
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "src.json"]
 
 
+def test_templates_without_a_usable_record_says_so_in_one_line_and_exits_1(tmp_path, capsys):
+    src = tmp_path / "src.json"
+    src.write_text(json.dumps([{"id": "a", "conversations": []}, {"id": "b"}]))  # both rejected by the reader
+    rc, out, err = run_cli(capsys, "templates", src)
+    assert rc == 1
+    assert "empty_conversations" in err and "missing_conversations" in err  # each reject is reported
+    assert err.strip().splitlines()[-1] == "litdata templates: no usable records"
+    assert "task templates (0 records, 2 rejected)" in out and "Traceback" not in err
+
+
 @pytest.mark.parametrize("manifest", ["{not json", "[]", '{"format": "litdata", "shards": 7}', ""])
 @pytest.mark.parametrize("command", ["verify", "inspect"])
 def test_a_malformed_manifest_is_one_line_not_a_traceback(tmp_path, capsys, manifest, command):

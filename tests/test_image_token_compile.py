@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import compile_cli, read_samples
+from litdata.config import PackSettings
 from litdata.images.tokens import parse_rule
-from litdata.pack.packer import PackSettings, make_packer
+from litdata.pack.packer import make_packer
 from litdata.records import Document, Provenance
 
 RULE = "tiles:tile=448,max=6,min=1,thumbnail=1,per_tile=16"  # 16 to 112 positions per image

@@ -129,7 +129,7 @@ def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
     """The fast path (spaCy only on segments that contain a template piece or a lexicon phrase) must give
     exactly the labels of splitting everything, on the demo data with its mined templates."""
     from litdata.spans.mining import mine_templates
-    from litdata.spans.settings import HarmfulSettings, MiningSettings
+    from litdata.config import HarmfulSettings, MiningSettings
     from litdata.demo import DEMO_SOURCES
     from litdata.read import read_sources
     from litdata.records import Conversation

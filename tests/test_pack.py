@@ -6,8 +6,9 @@ import random
 import numpy as np
 import pytest
 
+from litdata.config import PACKING_ALGORITHMS, PackSettings
 from litdata.pack.binpack import fill_bins
-from litdata.pack.packer import PACKING_ALGORITHMS, PackSettings, make_packer
+from litdata.pack.packer import make_packer
 from litdata.records import Document, Provenance
 from litdata.records.document import ImageBlob
 

@@ -21,7 +21,7 @@ from litdata.engines.store import PartitionStore
 from litdata.engines.tasks import count_partition, encode_partition
 from litdata.read import ReadLimits
 from litdata.records import Document
-from litdata.spans.settings import HarmfulSettings, MiningSettings
+from litdata.config import HarmfulSettings, MiningSettings
 
 PNG = next(Path(DEMO_IMAGE_ROOT, "coco").glob("*.png"))
 

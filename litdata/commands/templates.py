@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from litdata.spans.mining import mine_templates
-    from litdata.cli import UsageError
+    from litdata.cli import CommandFailed, UsageError
     from litdata.read import read_sources, source_format  # lazy: the reader is heavier than option parsing
     from litdata.records import Conversation, Reject
     from litdata.terminal_text import visible
@@ -72,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         _write_table(table, args.out)
         print(f"wrote {visible(args.out)} (sha256 {table.sha256()})")
     if table.n_records == 0 and settings.enabled:
-        err.print("litdata templates: no usable records", markup=False, highlight=False)
-        return 1
+        raise CommandFailed("no usable records")
     return 0
 
 

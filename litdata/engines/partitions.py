@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import IO
 
 from litdata import fsio
+from litdata.config import ReadLimits
 from litdata.read.jsonarray import JsonArrayCut, index_json_array, iter_json_array_piece
 from litdata.read.jsonl import iter_jsonl
-from litdata.read.limits import ReadLimits
 from litdata.read.parquet import iter_parquet
 from litdata.read.sources import SourceError, opened_parquet, record_item, source_format
 from litdata.records import Conversation, Reject

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from litdata.config import ReadLimits
 from litdata.engines.partitions import Partition, PartitionReader
-from litdata.read.limits import ReadLimits
 from litdata.records import Conversation
 
 

@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from litdata.config import PackSettings
 from litdata.pack.binpack import best_fit_decreasing, fill_bins, lp_bins
 from litdata.records import Document
 
@@ -37,25 +38,6 @@ class Bin:
 class PackedSequence:
     docs: tuple[Document, ...]
     length: int  # expanded length
-
-
-PACKING_ALGORITHMS = ("fill", "best-fit", "lp")
-
-
-@dataclass(frozen=True, kw_only=True)
-class PackSettings:
-    seq_len: int
-    image_tokens: int  # per image, for documents without per-image counts
-    # lp solves one LP per window at a fixed cost (about 1 s at seq_len 4096 once warm): larger windows are faster
-    # and slightly tighter for it, but every document of a window is held in memory.
-    window: int = 8192
-    carry: int = 256
-    seed: int = 0
-    algorithm: str = "fill"  # "fill" | "best-fit" | "lp"
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in PACKING_ALGORITHMS:
-            raise ValueError(f"unknown packing {self.algorithm!r} (valid: {', '.join(PACKING_ALGORITHMS)})")
 
 
 class BestFitPacker:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from litdata.config import ReadLimits
 from litdata.read.image_refs import record_images
-from litdata.read.limits import ReadLimits
 from litdata.read.openai import parse_messages
 from litdata.read.problem import json_type
 from litdata.read.sharegpt import parse_conversations

@@ -11,14 +11,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from litdata.config import HarmfulSettings, MiningSettings
     from litdata.spans.labeler import SpanLabel, TurnLabeler
     from litdata.spans.mining import mine_templates
-    from litdata.spans.settings import HarmfulSettings, MiningSettings
     from litdata.spans.table import TemplateTable
 
 _WHERE = {
-    "HarmfulSettings": "litdata.spans.settings",
-    "MiningSettings": "litdata.spans.settings",
+    "HarmfulSettings": "litdata.config",
+    "MiningSettings": "litdata.config",
     "SpanLabel": "litdata.spans.labeler",
     "TurnLabeler": "litdata.spans.labeler",
     "mine_templates": "litdata.spans.mining",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from litdata.classes import TokenClass
 from litdata.spans.harmful import ModelDetector, build_matcher
 from litdata.spans.sentences import Sentence, SentenceSplitter, make_nlp
-from litdata.spans.settings import HarmfulSettings
+from litdata.config import HarmfulSettings
 from litdata.spans.shapes import matching_template
 from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
 
