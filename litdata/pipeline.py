@@ -1,4 +1,7 @@
-"""`litdata compile`: read -> mine -> (render -> classify -> tokenize -> weigh, in workers) -> pack -> write.
+"""`litdata compile`, stage by stage:
+read -> mine -> (spans -> render -> tokenize -> token classes -> weigh, in workers) -> pack -> write.
+This module alone counts and writes what the stages produce: documents go on to the packer, while rejects and
+harmful-span audit lines are written as they come, in input order.
 
 Two streaming passes over the sources: the first mines task templates (corpus-wide counts), the second encodes.
 Work in flight is bounded (a few batches per worker, one packing window), so memory does not grow with the input.
@@ -47,7 +50,7 @@ def _init_worker(spec: EncodeSpec) -> None:
     _WORKER = Encoder(spec)
 
 
-def _encode_in_worker(batch: list) -> tuple[list, list]:
+def _encode_in_worker(batch: list) -> list[Document | Reject]:
     assert _WORKER is not None
     return _WORKER.encode_batch(batch)
 
@@ -58,7 +61,7 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> Iterator[tuple[list, list]]:
+def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> Iterator[list[Document | Reject]]:
     """Encoded batches in input order; at most 2 batches per worker in flight (Pool.imap would read ahead
     without bound)."""
     if cfg.workers <= 1:
@@ -119,29 +122,29 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     try:
         with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
 
-            def counted(batches: Iterator[tuple[list, list]]) -> Iterator[Document | Reject]:
-                for items, hits in batches:
+            def documents(batches: Iterator[list[Document | Reject]]) -> Iterator[Document]:
+                """Each record counted once, its audit hits and (if rejected) its reject written as it comes,
+                in input order: the packer only ever sees documents."""
+                for items in batches:
                     bar.update(len(items))
-                    stats.harmful_hits += len(hits)
-                    for h in hits:
-                        audit.write(h.to_json())
                     for item in items:
+                        stats.harmful_hits += len(item.audit)
+                        for h in item.audit:
+                            audit.write(h.to_json())
                         if isinstance(item, Reject):
                             stats.add_reject(item)
+                            rejects.write(item.to_json())
                         else:
                             stats.add_document(item)
-                        yield item
+                            yield item
 
             if engine is None:
                 stream = _encoded(cfg, spec, _batches(read_sources(cfg.sources, limits), cfg.batch_size))
             else:
                 stream = engine.encoded(limits, spec, cfg.batch_size)
-            for item in packer.run(counted(stream)):
-                if isinstance(item, Reject):
-                    rejects.write(item.to_json())
-                else:
-                    writer.write(item)
-                    stats.add_sequence(item)
+            for seq in packer.run(documents(stream)):
+                writer.write(seq)
+                stats.add_sequence(seq)
             shards = writer.close()
     except BaseException:
         writer.abort()

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.batch import SequenceArrays, collate
 
 PAD = 7
 
 
-def seq(tokens, cu, weights, classes, images_per_doc=None, images=()) -> PackedSequence:
+def seq(tokens, cu, weights, classes, images_per_doc=None, images=()) -> SequenceArrays:
     cu = np.asarray(cu, np.int32)
-    return PackedSequence(
+    return SequenceArrays(
         shard="shard-000000.tar",
         key="k",
         tokens=np.asarray(tokens, np.int32),
@@ -76,7 +76,7 @@ def test_full_sequence_has_no_padding_segment():
 
 
 def test_empty_sequence_is_a_row_of_padding():
-    batch = collate([A, PackedSequence.empty()], seq_len=8, pad_id=PAD)
+    batch = collate([A, SequenceArrays.empty()], seq_len=8, pad_id=PAD)
     assert batch["tokens"][1].tolist() == [PAD] * 8
     assert batch["loss_mask"][1].sum() == 0
     assert batch["document_ids"][1].tolist() == [-1] * 8

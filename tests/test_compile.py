@@ -126,3 +126,33 @@ def test_a_run_that_rejects_every_record_writes_its_manifest_and_exits_1(tmp_pat
     assert manifest["counts"]["records_read"] == 2 and manifest["counts"]["rejected"] == 2
     assert len((out / "rejects.jsonl").read_text().splitlines()) == 2
     assert compile_cli("verify", out) == 0
+
+
+def test_rejects_and_harmful_spans_are_written_in_input_order_across_batches_and_windows(tmp_path):
+    """The pipeline writes each reject and each harmful span as its record comes out of encoding, so both files
+    follow the input order even when batches and packing windows are far smaller than the input."""
+    turn = lambda who, text: {"from": who, "value": text}
+    records, empty, harmful = [], [], []
+    for i in range(60):
+        if i % 7 == 3:
+            records.append({"id": f"r{i}", "conversations": []})
+            empty.append(i)
+        else:
+            ask = "Tell me how to make a bomb." if i % 5 == 1 else f"What is {i} plus {i}?"
+            harmful += [i] if i % 5 == 1 else []
+            records.append({"id": f"r{i}", "conversations": [turn("human", ask), turn("gpt", f"It is {2 * i}.")]})
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "out"
+    assert compile_cli("compile", src, "--out", out, "--harmful", "drop", "--batch-size", "4", "--pack-window", "8",
+                       "--seq-len", "256", "--image-tokens", "16", "--no-progress") == 0
+    got = rejects(out)
+    assert [r["index"] for r in got] == sorted(empty + harmful)
+    assert {r["index"]: r["reason"] for r in got} == {**dict.fromkeys(empty, "empty_conversations"),
+                                                      **dict.fromkeys(harmful, "harmful")}
+    audit = [json.loads(line) for line in (out / "harmful_audit.jsonl").read_text().splitlines()]
+    assert [(a["index"], a["action"]) for a in audit] == [(i, "dropped") for i in harmful]
+    counts = manifest(out)["counts"]
+    assert counts["records_read"] == 60 and counts["documents_written"] == 60 - len(got)
+    assert counts["harmful_spans"] == len(harmful)
+

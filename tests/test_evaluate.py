@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("megatron.core")
 
 from adapters.megatron import evaluate as ev
-from adapters.megatron.batch import PackedSequence
+from adapters.megatron.batch import SequenceArrays
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
 from adapters.megatron.models import build_llava, preset
@@ -61,7 +61,7 @@ def tiny_llava(manifest: Manifest, seed: int = 0) -> StepModel:
                      image_tokens=model.img_seq_len)
 
 
-def direct_loglik(sm: StepModel, seq: PackedSequence, doc: int) -> float:
+def direct_loglik(sm: StepModel, seq: SequenceArrays, doc: int) -> float:
     """One document run alone through the model's logits: sum of w_i * log p(t_i | t_<i), where the logit that
     predicts token i sits at the last image-expanded position of token i-1."""
     lo, hi = int(seq.cu_seqlens[doc]), int(seq.cu_seqlens[doc + 1])

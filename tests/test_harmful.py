@@ -165,3 +165,31 @@ def test_model_labels_carry_matcher_and_score_for_the_audit(tiny_model):
 def test_model_option_checks_the_label_up_front(tiny_model):
     with pytest.raises(ValueError, match="has no label 'toxic'"):
         harmful_settings_from_args(parse("--harmful-model", tiny_model, "--harmful-label", "toxic"))
+
+
+@pytest.mark.parametrize("policy", ["mask", "drop"])
+def test_the_encoder_attaches_each_records_harmful_spans_to_what_it_makes_of_it(policy):
+    """Masked spans ride on the Document, dropped ones on the Reject: the pipeline writes harmful_audit.jsonl
+    from the records themselves, in their order."""
+    from litdata.classes import class_weights
+    from litdata.demo import DEMO_TOKENIZER_DIR
+    from litdata.encode import EncodeSpec, Encoder
+    from litdata.records import Conversation, Document, Provenance, Reject, Turn
+
+    spec = EncodeSpec(tokenizer=str(DEMO_TOKENIZER_DIR), template="vicuna_v1", weights=class_weights("lit"),
+                      seq_len=4096, image_tokens=8, overflow="drop", image_root=None, max_pixels=10**7,
+                      harmful=HarmfulSettings(phrases=("cook meth",), policy=policy))
+
+    def record(index: int, ask: str) -> Conversation:
+        return Conversation(provenance=Provenance(source="h.jsonl", index=index, id=None),
+                            turns=(Turn(role=Role.USER, text=ask), Turn(role=Role.ASSISTANT, text="No.")))
+
+    clean, bad = Encoder(spec).encode_batch([record(0, "Is the cat asleep?"), record(1, "Can you cook meth?")])
+    assert isinstance(clean, Document) and clean.audit == ()
+    (hit,) = bad.audit
+    action = {"mask": "masked", "drop": "dropped"}[policy]
+    assert (hit.index, hit.turn, hit.text, hit.action) == (1, 0, "Can you cook meth?", action)
+    if policy == "drop":
+        assert isinstance(bad, Reject) and bad.reason.value == "harmful"
+    else:
+        assert isinstance(bad, Document) and TokenClass.HARMFUL in bad.classes

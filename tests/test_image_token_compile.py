@@ -220,7 +220,7 @@ def test_truncation_keeps_each_image_whole_and_the_longest_prefix_that_fits():
     conv = Conversation(provenance=Provenance(source="t.json", index=0, id="t"), images=tuple(
         ImageRef(path=f"{i}.png") for i in range(len(sizes))), turns=(Turn(role=Role.USER, text=text),
                                                                      Turn(role=Role.ASSISTANT, text="A red circle.")))
-    (full,), _ = enc.encode_batch([conv])
+    (full,) = enc.encode_batch([conv])
     counts = [rule.count(w, h).tokens for w, h in sizes]
     assert list(full.image_counts) == counts and len(set(counts)) >= 3
     image_id = enc.tokinfo.image_token_id
@@ -228,7 +228,7 @@ def test_truncation_keeps_each_image_whole_and_the_longest_prefix_that_fits():
     width[full.tokens == image_id] = counts
     for seq_len in range(20, full.expanded_length() + 1, 3):
         enc.spec = dataclasses.replace(spec, seq_len=seq_len)
-        (doc,), _ = enc.encode_batch([conv])
+        (doc,) = enc.encode_batch([conv])
         k = doc.n_tokens
         assert int(np.count_nonzero(doc.tokens == image_id)) == len(doc.image_counts) == len(doc.images)
         assert list(doc.image_counts) == counts[: len(doc.image_counts)]

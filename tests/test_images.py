@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from litdata.read import resolve_image
-from litdata.records import ImageRef, RejectReason
+from litdata.records import ImageRef, RecordProblem, RejectReason
 from litdata.records.document import ImageBlob
 
 MAX = 10_000_000
@@ -51,6 +51,17 @@ def root(tmp_path) -> Path:
 
 def resolve(path: str, root: Path | None, max_pixels: int = MAX):
     return resolve_image(ImageRef(path=path), image_root=root, max_pixels=max_pixels)
+
+
+def refusal(ref: ImageRef, root: Path | None, max_pixels: int = MAX, **kw) -> tuple[RejectReason, str]:
+    """The reason and detail of the RecordProblem that resolve_image must raise for `ref`."""
+    with pytest.raises(RecordProblem) as refused:
+        resolve_image(ref, image_root=root, max_pixels=max_pixels, **kw)
+    return refused.value.reason, refused.value.detail
+
+
+def refused(path: str, root: Path | None, max_pixels: int = MAX) -> tuple[RejectReason, str]:
+    return refusal(ImageRef(path=path), root, max_pixels)
 
 
 def checked(path: Path) -> dict:
@@ -93,7 +104,7 @@ def test_symlink_inside_the_root_is_followed(root):
 )
 def test_paths_that_could_leave_the_root_are_unsafe(root, path, why):
     save(root.parent / "outside.png")
-    reason, message = resolve(path, root)
+    reason, message = refused(path, root)
     assert reason is RejectReason.IMAGE_UNSAFE_PATH and why in message
 
 
@@ -102,46 +113,46 @@ def test_symlink_escaping_the_root_is_unsafe(root):
     (root / "coco" / "escape.png").symlink_to(secret)
     (root / "dirlink").symlink_to(secret.parent, target_is_directory=True)
     for path in ("coco/escape.png", "dirlink/s.png"):
-        reason, message = resolve(path, root)
+        reason, message = refused(path, root)
         assert reason is RejectReason.IMAGE_UNSAFE_PATH and "outside the image root" in message
 
 
 def test_missing_file_and_directory_are_missing(root):
-    reason, message = resolve("coco/nope.png", root)
+    reason, message = refused("coco/nope.png", root)
     assert reason is RejectReason.IMAGE_MISSING and "'coco/nope.png' not found" in message
-    reason, message = resolve("coco", root)
+    reason, message = refused("coco", root)
     assert reason is RejectReason.IMAGE_MISSING and "not a regular file" in message
 
 
 def test_path_without_image_root_asks_for_it():
-    reason, message = resolve("coco/a.png", None)
+    reason, message = refused("coco/a.png", None)
     assert reason is RejectReason.IMAGE_MISSING and "--image-root" in message
 
 
 def test_garbage_and_truncated_files_are_undecodable(root):
     (root / "garbage.png").write_bytes(b"this is not an image at all" * 10)
-    reason, message = resolve("garbage.png", root)
+    reason, message = refused("garbage.png", root)
     assert reason is RejectReason.IMAGE_UNDECODABLE and "cannot be decoded" in message
     whole = encoded(size=(64, 64), fmt="JPEG")
     (root / "cut.jpg").write_bytes(whole[: len(whole) // 2])
-    reason, message = resolve("cut.jpg", root)
+    reason, message = refused("cut.jpg", root)
     assert reason is RejectReason.IMAGE_UNDECODABLE and "truncated" in message.lower()
 
 
 def test_pixel_limit_is_checked_from_the_header_before_decoding(root):
     (root / "bomb.png").write_bytes(png_header_claiming(10_000, 5_000))
-    reason, message = resolve("bomb.png", root)
+    reason, message = refused("bomb.png", root)
     assert reason is RejectReason.IMAGE_TOO_LARGE
     assert "10000x5000 = 50000000 pixels, more than max_pixels=10000000" in message
     # Far beyond Pillow's own bomb limit: Pillow refuses it while reading the header.
     (root / "huge.png").write_bytes(png_header_claiming(100_000, 100_000))
-    reason, message = resolve("huge.png", root, max_pixels=10**11)
+    reason, message = refused("huge.png", root, max_pixels=10**11)
     assert reason is RejectReason.IMAGE_TOO_LARGE and "10000000000 pixels" in message
 
 
 def test_real_image_over_the_pixel_limit(root):
     save(root / "big.png", size=(2000, 2000))
-    reason, message = resolve("big.png", root, max_pixels=1_000_000)
+    reason, message = refused("big.png", root, max_pixels=1_000_000)
     assert reason is RejectReason.IMAGE_TOO_LARGE and "2000x2000" in message
     assert isinstance(resolve("big.png", root, max_pixels=4_000_000), ImageBlob)
 
@@ -150,14 +161,14 @@ def test_embedded_bytes_decode_without_a_root():
     data = encoded(size=(5, 7), fmt="JPEG")
     blob = resolve_image(ImageRef(path="photo.jpg", data=data), image_root=None, max_pixels=MAX)
     assert blob == ImageBlob(ext="jpg", data=data, width=5, height=7)
-    reason, message = resolve_image(ImageRef(path="x.png", data=b"\x89PNG garbage"), image_root=None, max_pixels=MAX)
+    reason, message = refusal(ImageRef(path="x.png", data=b"\x89PNG garbage"), None)
     assert reason is RejectReason.IMAGE_UNDECODABLE and "embedded image x.png" in message
-    reason, _ = resolve_image(ImageRef(data=png_header_claiming(5000, 5000)), image_root=None, max_pixels=MAX)
+    reason, _ = refusal(ImageRef(data=png_header_claiming(5000, 5000)), None)
     assert reason is RejectReason.IMAGE_TOO_LARGE
 
 
 def test_ref_with_neither_path_nor_bytes(root):
-    reason, _ = resolve_image(ImageRef(), image_root=root, max_pixels=MAX)
+    reason, _ = refusal(ImageRef(), root)
     assert reason is RejectReason.IMAGE_MISSING
 
 
@@ -172,26 +183,26 @@ def test_an_image_file_over_the_byte_limit_is_rejected_before_it_is_read(root, m
     with open(big, "r+b") as f:
         f.truncate(300 * 2**20)  # a valid JPEG with a 300 MB (sparse) tail, which decodes fine
     monkeypatch.setattr(os, "read", lambda *a: pytest.fail("the file was read although fstat shows it too large"))
-    reason, message = resolve("tail.jpg", root)
+    reason, message = refused("tail.jpg", root)
     assert reason is RejectReason.IMAGE_TOO_LARGE
     assert f"is {300 * 2**20} bytes, more than the limit of {64 * 2**20} bytes (--max-image-bytes)" in message
     monkeypatch.undo()
     small = encoded(size=(64, 48), fmt="JPEG")
     (root / "small.jpg").write_bytes(small)
     assert resolve_image(ImageRef(path="small.jpg"), image_root=root, max_pixels=MAX, max_bytes=len(small)).size
-    reason, _ = resolve_image(ImageRef(path="small.jpg"), image_root=root, max_pixels=MAX, max_bytes=len(small) - 1)
+    reason, _ = refusal(ImageRef(path="small.jpg"), root, max_bytes=len(small) - 1)
     assert reason is RejectReason.IMAGE_TOO_LARGE
 
 
 def test_embedded_bytes_over_the_byte_limit_are_rejected():
     data = encoded(size=(64, 48), fmt="PNG")
-    reason, message = resolve_image(ImageRef(data=data), image_root=None, max_pixels=MAX, max_bytes=len(data) - 1)
+    reason, message = refusal(ImageRef(data=data), None, max_bytes=len(data) - 1)
     assert reason is RejectReason.IMAGE_TOO_LARGE and f"more than the limit of {len(data) - 1} bytes" in message
 
 
 def test_a_fifo_is_refused_without_hanging(root):
     os.mkfifo(root / "pipe.png")
-    reason, message = resolve("pipe.png", root)
+    reason, message = refused("pipe.png", root)
     assert reason is RejectReason.IMAGE_MISSING and "not a regular file" in message
 
 
@@ -218,7 +229,7 @@ def test_a_file_swapped_for_a_symlink_after_the_check_is_unsafe(root, monkeypatc
         target.symlink_to(secret)
 
     swap_after_check(monkeypatch, swap)
-    reason, message = resolve("coco/a.png", root)
+    reason, message = refused("coco/a.png", root)
     assert reason is RejectReason.IMAGE_UNSAFE_PATH and "symlink" in message
 
 
@@ -230,7 +241,7 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_unsafe(root, monkeypa
         (root / "coco").symlink_to(root.parent / "secret", target_is_directory=True)
 
     swap_after_check(monkeypatch, swap)
-    reason, message = resolve("coco/a.png", root)
+    reason, message = refused("coco/a.png", root)
     assert reason is RejectReason.IMAGE_UNSAFE_PATH and "secret" in message
 
 
@@ -255,9 +266,9 @@ def test_postscript_is_never_handed_to_ghostscript(root, monkeypatch):
     calls = []
     monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a))
     (root / "cat.jpg").write_bytes(EPS)
-    reason, message = resolve("cat.jpg", root)
+    reason, message = refused("cat.jpg", root)
     assert reason is RejectReason.IMAGE_UNDECODABLE and "not an image in one of PNG, JPEG" in message
-    reason, _ = resolve_image(ImageRef(data=EPS), image_root=None, max_pixels=MAX)
+    reason, _ = refusal(ImageRef(data=EPS), None)
     assert reason is RejectReason.IMAGE_UNDECODABLE
     assert calls == []
 

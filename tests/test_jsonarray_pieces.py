@@ -13,12 +13,12 @@ import pytest
 from test_jsonarray_resync import BREAKS, LAYOUTS, rec
 
 from litdata.read.jsonarray import index_json_array, iter_json_array, iter_json_array_piece
-from litdata.read.problem import RecordError
+from litdata.records import RecordProblem
 
 
 def as_comparable(items) -> list:
-    """RecordErrors compare by identity: compare their reason and message instead."""
-    return [(i, ("reject", v.reason, v.message) if isinstance(v, RecordError) else v) for i, v in items]
+    """RecordProblems compare by identity: compare their reason and detail instead."""
+    return [(i, ("reject", v.reason, v.detail) if isinstance(v, RecordProblem) else v) for i, v in items]
 
 
 def read_whole(data: bytes, limit: int, chunk: int) -> list:

@@ -10,8 +10,7 @@ import tracemalloc
 import pytest
 
 from litdata.read.jsonarray import iter_json_array
-from litdata.read.problem import RecordError
-from litdata.records import RejectReason
+from litdata.records import RecordProblem, RejectReason
 
 
 def rec(i: int, answer: str | None = None) -> dict:
@@ -65,9 +64,9 @@ def test_one_broken_element_of_1000_is_one_reject_and_the_rest_is_read(layout, b
     text = BREAKS[broken](LAYOUTS[layout]([rec(i) for i in range(1000)]))
     items = read_all(text.encode(), chunk_bytes=chunk_bytes)
     assert [i for i, _ in items] == list(range(1000))
-    rejected = [(i, v) for i, v in items if isinstance(v, RecordError)]
+    rejected = [(i, v) for i, v in items if isinstance(v, RecordProblem)]
     assert [i for i, _ in rejected] == [10]
-    assert rejected[0][1].reason is RejectReason.INVALID_JSON and "element 10 at byte" in rejected[0][1].message
+    assert rejected[0][1].reason is RejectReason.INVALID_JSON and "element 10 at byte" in rejected[0][1].detail
     assert all(v["id"] == f"r{i}" for i, v in items if i != 10)
 
 
@@ -80,14 +79,14 @@ def test_an_element_over_the_size_limit_is_skipped_without_holding_it():
     try:
         for i, v in iter_json_array(io.BytesIO(data), max_record_bytes=100_000, chunk_bytes=4096):
             read += 1
-            if isinstance(v, RecordError):
+            if isinstance(v, RecordProblem):
                 rejected.append((i, v))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert read == 1000 and [i for i, _ in rejected] == [10]
     too_large = rejected[0][1]
-    assert too_large.reason is RejectReason.RECORD_TOO_LARGE and "max_record_bytes=100000" in too_large.message
+    assert too_large.reason is RejectReason.RECORD_TOO_LARGE and "max_record_bytes=100000" in too_large.detail
     # The element is 2.6 MB; holding it (or a copy of it) would put the peak above that. The reader's own buffers,
     # the rest of the array's records and the json module's scratch space come to about 1.25 MB here.
     assert peak < 1_500_000, f"peak {peak} bytes: the large element was held"
@@ -96,4 +95,4 @@ def test_an_element_over_the_size_limit_is_skipped_without_holding_it():
 def test_an_unclosed_last_element_is_one_reject():
     text = json.dumps([rec(0), rec(1)])
     items = read_all((text[: text.rindex("}")] + "]").encode())  # the last record's '}' is missing
-    assert len(items) == 2 and isinstance(items[0][1], dict) and isinstance(items[1][1], RecordError)
+    assert len(items) == 2 and isinstance(items[0][1], dict) and isinstance(items[1][1], RecordProblem)

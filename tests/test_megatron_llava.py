@@ -16,7 +16,7 @@ import torch
 
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.batch import SequenceArrays, collate
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
 from adapters.megatron.models import build_llava, preset, vision_tokens
@@ -52,20 +52,20 @@ def llava(manifest) -> StepModel:
                      image_tokens=model.img_seq_len)
 
 
-def sequences(demo, **kwargs) -> list[PackedSequence]:
+def sequences(demo, **kwargs) -> list[SequenceArrays]:
     return list(PackedShardDataset(demo, shuffle=False, image_spec=ImageSpec(size=ARGS.img_size), **kwargs))
 
 
-def batch_of(seqs: list[PackedSequence]) -> dict:
+def batch_of(seqs: list[SequenceArrays]) -> dict:
     return collate(seqs, seq_len=SEQ, image_tokens=IMAGE_TOKENS, image_size=ARGS.img_size)
 
 
-def split_documents(seq: PackedSequence) -> list[PackedSequence]:
+def split_documents(seq: SequenceArrays) -> list[SequenceArrays]:
     """Each document of a packed sequence as a sequence of its own (with its own images)."""
     out, first_image = [], 0
     for d in range(len(seq.images_per_doc)):
         a, b, k = int(seq.cu_seqlens[d]), int(seq.cu_seqlens[d + 1]), int(seq.images_per_doc[d])
-        out.append(PackedSequence(shard=seq.shard, key=f"{seq.key}/{d}", tokens=seq.tokens[a:b],
+        out.append(SequenceArrays(shard=seq.shard, key=f"{seq.key}/{d}", tokens=seq.tokens[a:b],
                                   weights=seq.weights[a:b], classes=seq.classes[a:b],
                                   cu_seqlens=np.array([0, b - a], np.int32), images_per_doc=seq.images_per_doc[d:d + 1],
                                   images=seq.images[first_image:first_image + k]))

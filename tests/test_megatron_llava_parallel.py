@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.batch import SequenceArrays, collate
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
 from adapters.megatron.models import build_llava, padded_vocab_size, preset, vision_tokens
@@ -32,7 +32,7 @@ def demo(tmp_path_factory) -> Path:
     return compile_demo(tmp_path_factory, "llava-parallel", seq_len=SEQ, image_tokens=IMAGE_TOKENS)
 
 
-def rows(demo: Path) -> tuple[dict, list[PackedSequence]]:
+def rows(demo: Path) -> tuple[dict, list[SequenceArrays]]:
     """The manifest config and two rows: a packed row with several images, and one image-free document."""
     import json
 
@@ -43,15 +43,15 @@ def rows(demo: Path) -> tuple[dict, list[PackedSequence]]:
     return cfg, [with_images, text_only]
 
 
-def _text_only_document(seq: PackedSequence) -> PackedSequence:
+def _text_only_document(seq: SequenceArrays) -> SequenceArrays:
     d = int(np.flatnonzero(seq.images_per_doc == 0)[0])
     a, b = int(seq.cu_seqlens[d]), int(seq.cu_seqlens[d + 1])
-    return PackedSequence(shard=seq.shard, key=f"{seq.key}/{d}", tokens=seq.tokens[a:b], weights=seq.weights[a:b],
+    return SequenceArrays(shard=seq.shard, key=f"{seq.key}/{d}", tokens=seq.tokens[a:b], weights=seq.weights[a:b],
                           classes=seq.classes[a:b], cu_seqlens=np.array([0, b - a], np.int32),
                           images_per_doc=seq.images_per_doc[d:d + 1], images=seq.images[:0])
 
 
-def batch_of(seqs: list[PackedSequence]) -> dict:
+def batch_of(seqs: list[SequenceArrays]) -> dict:
     return collate(seqs, seq_len=SEQ, image_tokens=IMAGE_TOKENS, image_size=ARGS.img_size)
 
 
@@ -101,7 +101,7 @@ def assert_same(got: dict, report: dict, grads: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(demo) -> tuple[dict, list[PackedSequence], dict, dict]:
+def reference(demo) -> tuple[dict, list[SequenceArrays], dict, dict]:
     """TP=1, DP=1: both rows in one micro-batch."""
     init_parallel()
     cfg, seqs = rows(demo)

@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("megatron.core")
 
-from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.batch import SequenceArrays, collate
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.images import ImageSpec
 from adapters.megatron.models import build_llava, preset, vision_tokens
@@ -41,15 +41,15 @@ def llava(demo) -> StepModel:
     return StepModel(model=model, state=state, image_token_index=cfg["image_token_id"], image_tokens=model.img_seq_len)
 
 
-def sequences(demo) -> list[PackedSequence]:
+def sequences(demo) -> list[SequenceArrays]:
     return list(PackedShardDataset(demo, shuffle=False, image_spec=ImageSpec(size=ARGS.img_size)))
 
 
-def batch_of(seqs: list[PackedSequence]) -> dict:
+def batch_of(seqs: list[SequenceArrays]) -> dict:
     return collate(seqs, seq_len=SEQ, image_tokens=1, image_size=ARGS.img_size)
 
 
-def expanded(seq: PackedSequence) -> int:
+def expanded(seq: SequenceArrays) -> int:
     return seq.n_tokens + int(seq.image_counts.sum()) - len(seq.image_counts)
 
 
@@ -67,13 +67,13 @@ def test_loader_cuts_each_image_into_its_counted_tiles(demo):
     assert int(batch["cu_seqlens"][-1]) == 3 * SEQ
 
 
-def split_documents(seq: PackedSequence) -> list[PackedSequence]:
+def split_documents(seq: SequenceArrays) -> list[SequenceArrays]:
     """Each document of a packed sequence as a sequence of its own, with its own images, tiles and counts."""
     out, first_image, first_tile = [], 0, 0
     for d in range(len(seq.images_per_doc)):
         a, b, k = int(seq.cu_seqlens[d]), int(seq.cu_seqlens[d + 1]), int(seq.images_per_doc[d])
         tiles = seq.image_tiles[first_image:first_image + k]
-        out.append(PackedSequence(shard=seq.shard, key=f"{seq.key}/{d}", tokens=seq.tokens[a:b],
+        out.append(SequenceArrays(shard=seq.shard, key=f"{seq.key}/{d}", tokens=seq.tokens[a:b],
                                   weights=seq.weights[a:b], classes=seq.classes[a:b],
                                   cu_seqlens=np.array([0, b - a], np.int32), images_per_doc=seq.images_per_doc[d:d + 1],
                                   images=seq.images[first_tile:first_tile + int(tiles.sum())],

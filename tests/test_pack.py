@@ -9,7 +9,7 @@ import pytest
 from litdata.config import PACKING_ALGORITHMS, PackSettings
 from litdata.pack.binpack import fill_bins
 from litdata.pack.packer import make_packer
-from litdata.records import Document, Provenance, Reject, RejectReason
+from litdata.records import Document, Provenance
 from litdata.records.document import ImageBlob
 
 
@@ -82,14 +82,6 @@ def test_deterministic_for_a_seed_and_seed_changes_order(algorithm):
     assert run(1) == run(1)
     assert run(1) != run(2)
     assert sorted(map(tuple, run(1))) == sorted(map(tuple, run(2)))
-
-
-def test_rejects_pass_through_in_order(algorithm):
-    docs = make_docs(10)
-    r = Reject(provenance=Provenance(source="s", index=99, id=None), reason=RejectReason.TOO_LONG, message="m")
-    out = pack([docs[0], r, *docs[1:]], algorithm=algorithm)
-    assert out[0] is r
-    assert sum(len(s.docs) for s in out[1:]) == 10
 
 
 def test_a_document_over_seq_len_is_a_bug_upstream(algorithm):

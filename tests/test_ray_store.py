@@ -79,20 +79,19 @@ def encoded(tmp_path_factory):
 
 def test_encoded_partitions_read_back_exactly(encoded, tmp_path):
     parts, results = encoded
-    items = [i for batches in results for items, _ in batches for i in items]
+    items = [i for batches in results for items in batches for i in items]
     docs = [i for i in items if isinstance(i, Document)]
     assert any(d.truncated_from for d in docs) and any(b.data for d in docs for b in d.images)
     assert any(b.path for d in docs for b in d.images) and len(docs) < len(items)
-    assert any(hits for batches in results for _, hits in batches)
+    assert any(i.audit for i in items)
     store = PartitionStore(tmp_path / ".litdata-work", run_key="k")
     for part, batches in zip(parts, results):
         store.save_encoded(part, batches)
     for part, batches in zip(parts, results):
         assert store.has("encode", part)
         back = store.load_encoded(part)
-        assert [len(items) for items, _ in back] == [len(items) for items, _ in batches]
-        assert [hits for _, hits in back] == [hits for _, hits in batches]
-        assert all(same_item(x, y) for (xs, _), (ys, _) in zip(back, batches) for x, y in zip(xs, ys))
+        assert [len(items) for items in back] == [len(items) for items in batches]
+        assert all(same_item(x, y) for xs, ys in zip(back, batches) for x, y in zip(xs, ys))
     assert {p.suffix for p in store.folder.iterdir()} == {".json", ".npy", ".bin"}  # no pickle anywhere
 
 

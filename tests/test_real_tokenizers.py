@@ -57,7 +57,7 @@ def encode(folder: Path, template: str, src: Path, images: Path | None):
                       image_tokens=1, overflow="drop", image_root=str(images) if images else None,
                       max_pixels=1 << 24)
     enc = Encoder(spec)
-    docs, _ = enc.encode_batch(list(read_sources([str(src)])))
+    docs = enc.encode_batch(list(read_sources([str(src)])))
     return enc, docs
 
 

@@ -47,7 +47,7 @@ def class_runs(enc, doc):
 
 
 def encode_one(enc, conv=SAMPLE):
-    (doc,), _ = enc.encode_batch([conv])
+    (doc,) = enc.encode_batch([conv])
     return doc
 
 
@@ -123,7 +123,7 @@ def test_vit_supervises_exactly_what_llava_1_5_supervises():
 
 def test_too_long_is_rejected_or_truncated_at_an_image_boundary():
     enc = encoder(seq_len=40, image_tokens=20)
-    (rej,), _ = enc.encode_batch([SAMPLE])
+    (rej,) = enc.encode_batch([SAMPLE])
     assert rej.reason.value == "too_long" and "> --seq-len 40" in rej.message
     enc = encoder(seq_len=80, image_tokens=20, overflow="truncate")
     doc = encode_one(enc)

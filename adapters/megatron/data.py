@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from adapters.megatron.batch import PackedSequence
+from adapters.megatron.batch import SequenceArrays
 from adapters.megatron.images import ImageSpec, preprocess, preprocess_tiles
 from adapters.megatron.reweigh import Reweigh
-from adapters.megatron.shards import CorruptShardError, RawSequence, ShardInfo, ShardSet, iter_shard, resolve_shards
+from adapters.megatron.shards import CorruptShardError, ShardInfo, ShardSample, ShardSet, iter_shard, resolve_shards
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "litdata-loader-state"
@@ -132,7 +132,7 @@ class PackedShardDataset(IterableDataset):
         return self._own_stats.merged(self._worker_stats.values())
 
     # ---- iteration ----------------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[PackedSequence]:
+    def __iter__(self) -> Iterator[SequenceArrays]:
         info = get_worker_info()
         if info is not None:  # inside a plain DataLoader: split, but only build_loader can resume
             for _, seq in self.stream(info.id, info.num_workers, (0, 0)):
@@ -147,7 +147,7 @@ class PackedShardDataset(IterableDataset):
 
     def stream(
         self, worker: int, num_workers: int, start: Position
-    ) -> Iterator[tuple[Position, PackedSequence | None]]:
+    ) -> Iterator[tuple[Position, SequenceArrays | None]]:
         """The sequences of one slot from `start` on, each with the position after it. None marks a
         sequence skipped as corrupt (the position still advances)."""
         epoch, skip = start
@@ -165,13 +165,13 @@ class PackedShardDataset(IterableDataset):
                 )
             epoch, skip = epoch + 1, 0
 
-    def _epoch_raw(self, epoch: int, worker: int, num_workers: int) -> Iterator[RawSequence]:
+    def _epoch_raw(self, epoch: int, worker: int, num_workers: int) -> Iterator[ShardSample]:
         shards = self.shardset.shards
         order = self._shard_order(epoch)
         slots, slot = self.dp_size * num_workers, self.dp_rank * num_workers + worker
         if len(shards) >= slots:
             mine = order[self.dp_rank :: self.dp_size][worker::num_workers]
-            items: Iterator[RawSequence] = itertools.chain.from_iterable(
+            items: Iterator[ShardSample] = itertools.chain.from_iterable(
                 self._read_shard(shards[i], record=True) for i in mine
             )
         else:  # fewer shards than slots: split by sequence; slot 0 alone records skips so none is counted twice
@@ -188,7 +188,7 @@ class PackedShardDataset(IterableDataset):
             return list(range(n))
         return np.random.default_rng([self.seed, epoch]).permutation(n).tolist()
 
-    def _read_shard(self, info: ShardInfo, *, record: bool) -> Iterator[RawSequence]:
+    def _read_shard(self, info: ShardInfo, *, record: bool) -> Iterator[ShardSample]:
         count = 0
         try:
             for raw in iter_shard(info, verify_checksums=self.verify_checksums, image_token_id=self._image_token_id,
@@ -202,7 +202,7 @@ class PackedShardDataset(IterableDataset):
                 lost = info.sequences - count if info.sequences is not None else (0 if exn.member == "<tar>" else 1)
                 self._skipped(exn, shards=1, sequences=max(lost, 0), what="rest of the shard")
 
-    def _finish(self, raw: RawSequence) -> PackedSequence | None:
+    def _finish(self, raw: ShardSample) -> SequenceArrays | None:
         weights = self.reweigh.apply(raw.classes, raw.cu_seqlens) if self.reweigh else raw.weights
         images: tuple[np.ndarray, ...] = ()
         counts, tiles = None, None
@@ -215,7 +215,7 @@ class PackedShardDataset(IterableDataset):
                     raise
                 self._skipped(exn, shards=0, sequences=1, what="sequence")
                 return None
-        return PackedSequence(
+        return SequenceArrays(
             shard=raw.shard,
             key=raw.key,
             tokens=raw.tokens,
@@ -229,7 +229,7 @@ class PackedShardDataset(IterableDataset):
             image_tiles=tiles,
         )
 
-    def _image_counts(self, raw: RawSequence) -> tuple[np.ndarray, np.ndarray | None]:
+    def _image_counts(self, raw: ShardSample) -> tuple[np.ndarray, np.ndarray | None]:
         """Each image's count of positions (KEY.image_tokens.npy; format 1: the fixed count) and tiles."""
         from litdata.shards.reader import FormatProblem, image_tile_counts, image_token_counts
         from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS
@@ -244,7 +244,7 @@ class PackedShardDataset(IterableDataset):
             raise CorruptShardError(raw.shard, f"{raw.key}.{p.member}", p.reason) from None
         return counts, tiles if self._tile_rule is not None else None
 
-    def _decode_images(self, raw: RawSequence) -> tuple[np.ndarray, ...]:
+    def _decode_images(self, raw: ShardSample) -> tuple[np.ndarray, ...]:
         expected = int(raw.images_per_doc.sum())
         if len(raw.image_bytes) != expected:
             raise CorruptShardError(

@@ -110,7 +110,7 @@ class ShardSet:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RawSequence:
+class ShardSample:
     """One packed sequence with its arrays decoded and checked; image bytes are decoded later, if at all."""
 
     shard: str
@@ -222,7 +222,7 @@ def iter_shard(
     image_token_id: int | None = None,
     seq_len: int | None = None,
     vocab_size: int | None = None,
-) -> Iterator[RawSequence]:
+) -> Iterator[ShardSample]:
     """Yield the checked sequences of one shard (compiled for `seq_len` with a tokenizer of `vocab_size`, where
     known); raise CorruptShardError at the first problem."""
     check_file(info, verify_checksums=verify_checksums)
@@ -252,7 +252,7 @@ def decode_sample(
     image_token_id: int | None = None,
     seq_len: int | None = None,
     vocab_size: int | None = None,
-) -> RawSequence:
+) -> ShardSample:
     try:
         sample = shard_format.load_sample(members, seq_len=seq_len, vocab_size=vocab_size)
     except shard_format.FormatProblem as exn:
@@ -265,7 +265,7 @@ def decode_sample(
         raise CorruptShardError(
             shard, f"{key}.{images[-1]}", f"{len(images)} images for {int(images_per_doc.sum())} placeholders"
         )
-    return RawSequence(
+    return ShardSample(
         shard=shard,
         key=key,
         tokens=tokens,

@@ -144,8 +144,8 @@ class RayEngine:
         n_records = conversations if mining.enabled else 0  # the local pass does not read when mining is off
         return TemplateTable.build(counter.result(), n_records=n_records, settings=mining), records
 
-    def encoded(self, limits, spec, batch_size: int) -> Iterator[tuple[list, list]]:
-        """Pass 2: the local engine's (items, harmful hits) batches, in input order."""
+    def encoded(self, limits, spec, batch_size: int) -> Iterator[list]:
+        """Pass 2: the local engine's batches of encoded items (Document or Reject), in input order."""
         import ray
 
         encode = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(encode_partition)
@@ -155,7 +155,7 @@ class RayEngine:
             return encode.remote(self._parts[i], self._first_index[i], limits, spec_ref, batch_size)
 
         for batches in self._ordered(submit, len(self._parts), "encode"):
-            self._advance(sum(len(items) for items, _ in batches))
+            self._advance(sum(len(items) for items in batches))
             yield from batches
 
     def _index_arrays(self, arrays, partition_bytes: int, limits) -> dict:

@@ -10,7 +10,7 @@ input; `--partition-size` changes the partitions and so the names.
 The offset index of each JSON array is kept too, so a rerun does not read the arrays once more to cut them.
 
 Nothing is pickled: the index is JSON; pass 1 is JSON plus the shape rows as Parquet; pass 2 is JSON (provenance, rejects,
-harmful hits, document metadata) plus one `.npy` per array column, read back with `allow_pickle=False`. The
+harmful hits of each item, document metadata) plus one `.npy` per array column, read back with `allow_pickle=False`. The
 JSON file is written last and names the sha256 of the files before it, so a file cut short by a kill, or
 altered since, is recomputed instead of used.
 """
@@ -27,16 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from litdata.encode import AuditHit
 from litdata.engines.partitions import Partition
 from litdata.engines.tasks import Counted
 from litdata.read.jsonarray import JsonArrayCut
-from litdata.records import Document, Provenance, Reject, RejectReason
+from litdata.records import AuditHit, Document, Provenance, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.shards.atomic import atomic_write
 
 WORK_DIR = ".litdata-work"
-FORMAT = 1  # of the files below; a store written by another format is not read
+FORMAT = 2  # of the files below; a store written by another format is not read (2: hits ride on their items)
 _COLUMNS = ("tokens", "classes", "weights")
 log = logging.getLogger(__name__)
 
@@ -87,21 +86,20 @@ class PartitionStore:
                        shape_rows=rows)
 
     # -- pass 2 ------------------------------------------------------------------------------------------------
-    def save_encoded(self, part: Partition, batches: list[tuple[list, list]]) -> None:
-        docs = [d for items, _ in batches for d in items if isinstance(d, Document)]
+    def save_encoded(self, part: Partition, batches: list[list[Document | Reject]]) -> None:
+        docs = [d for items in batches for d in items if isinstance(d, Document)]
         dtypes = {c: getattr(docs[0], c).dtype.str for c in _COLUMNS} if docs else {}
         if any(getattr(d, c).dtype.str != dtypes[c] for d in docs for c in _COLUMNS):
             log.warning("partition %s not kept for resuming: its documents' arrays differ in type", part.describe())
             return
         embedded: list[bytes] = []
-        head = {"dtypes": dtypes, "batches": [[[_item_json(i, embedded) for i in items], [h.to_json() for h in hits]]
-                                              for items, hits in batches]}
+        head = {"dtypes": dtypes, "batches": [[_item_json(i, embedded) for i in items] for items in batches]}
         files = {f".{c}.npy": _npy(np.concatenate([getattr(d, c) for d in docs]) if docs
                                    else np.zeros(0, dtype=np.uint8)) for c in _COLUMNS}
         files[".images.bin"] = b"".join(embedded)
         self._save("encode", part, head, files)
 
-    def load_encoded(self, part: Partition) -> list[tuple[list, list]] | None:
+    def load_encoded(self, part: Partition) -> list[list[Document | Reject]] | None:
         loaded = self._load("encode", part)
         if loaded is None:
             return None
@@ -110,7 +108,7 @@ class PartitionStore:
         if any(columns[c].dtype.str != t for c, t in head["dtypes"].items()):
             return None
         reader = _Reader(columns, files[".images.bin"])
-        return [([reader.item(i) for i in items], [AuditHit(**h) for h in hits]) for items, hits in head["batches"]]
+        return [[reader.item(i) for i in items] for items in head["batches"]]
 
     # -- files ---------------------------------------------------------------------------------------------------
     def _path(self, kind: str, part: Partition | _Array, suffix: str) -> Path:
@@ -159,7 +157,7 @@ def _npy(a: np.ndarray) -> bytes:
 
 def _item_json(item: Document | Reject, embedded: list[bytes]) -> dict[str, Any]:
     p = item.provenance
-    where = {"source": p.source, "index": p.index, "id": p.id}
+    where = {"source": p.source, "index": p.index, "id": p.id, "audit": [h.to_json() for h in item.audit]}
     if isinstance(item, Reject):
         return {"reject": {**where, "reason": item.reason.value, "message": item.message}}
     images = []
@@ -184,7 +182,7 @@ class _Reader:
         if "reject" in obj:
             r = obj["reject"]
             return Reject(provenance=Provenance(source=r["source"], index=r["index"], id=r["id"]),
-                          reason=RejectReason(r["reason"]), message=r["message"])
+                          reason=RejectReason(r["reason"]), message=r["message"], audit=_audit(r))
         d = obj["document"]
         n = d["tokens"]
         arrays = {c: self.columns[c][self.at : self.at + n] for c in _COLUMNS}
@@ -199,4 +197,8 @@ class _Reader:
                                     sha256=b["sha256"], size=b["size"]))
         return Document(provenance=Provenance(source=d["source"], index=d["index"], id=d["id"]), **arrays,
                         images=tuple(images), truncated_from=d["truncated_from"], meta=d["meta"],
-                        image_counts=tuple(d["image_counts"]), image_tiles=tuple(d["image_tiles"]))
+                        image_counts=tuple(d["image_counts"]), image_tiles=tuple(d["image_tiles"]), audit=_audit(d))
+
+
+def _audit(obj: dict) -> tuple[AuditHit, ...]:
+    return tuple(AuditHit(**h) for h in obj["audit"])

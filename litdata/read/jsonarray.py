@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from litdata.read.problem import RecordError
-from litdata.records import RejectReason
+from litdata.records import RecordProblem, RejectReason
 
 CHUNK_BYTES = 1 << 20
 COMPACT_CHARS = 1 << 16
@@ -82,12 +81,12 @@ class _Text:
         return self.base + n
 
 
-class _Stop(RecordError):
+class _Stop(RecordProblem):
     """The last item of a file whose reading stopped early; it stands for everything not read."""
 
 
 def iter_json_array(f: BinaryIO, *, max_record_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, Any]]:
-    """(index, parsed element or RecordError) for every element of the array that starts the file."""
+    """(index, parsed element or RecordProblem) for every element of the array that starts the file."""
     yield from _elements(*_opened(f, chunk_bytes), max_record_bytes)
 
 
@@ -169,19 +168,19 @@ def _element(buf: _Text, index: int, max_record_bytes: int) -> Any:
             at = buf.offset(start)
             why = f"{e.msg} at byte {buf.offset(e.pos)}" if isinstance(e, json.JSONDecodeError) else _why(e)
             buf.pos, buf.next_starts = end, kind == "next"
-            return RecordError(RejectReason.INVALID_JSON, f"element {index} at byte {at} is not valid JSON: {why}")
+            return RecordProblem(RejectReason.INVALID_JSON, f"element {index} at byte {at} is not valid JSON: {why}")
         if end == len(buf.text) and buf.more():  # a number may go on in the next chunk
             continue
         buf.pos = end
         bad = _ESCAPED_BYTE.search(buf.text, start, end)
         if bad is not None:
-            return RecordError(
+            return RecordProblem(
                 RejectReason.INVALID_UTF8, f"element {index} is not valid UTF-8: see byte {buf.offset(bad.start())}"
             )
         return value
 
 
-def _skip_large(buf: _Text, scanner: _Scanner, scanned: int, index: int, max_record_bytes: int) -> RecordError:
+def _skip_large(buf: _Text, scanner: _Scanner, scanned: int, index: int, max_record_bytes: int) -> RecordProblem:
     """Skip an element over max_record_bytes chunk by chunk, holding none of it, and reject it."""
     at = buf.offset()
     while True:
@@ -193,11 +192,11 @@ def _skip_large(buf: _Text, scanner: _Scanner, scanned: int, index: int, max_rec
         kind, scanned = scanner.run(buf.text, buf.pos)
         if kind != "more":
             buf.pos, buf.next_starts = scanned, kind == "next"
-            return RecordError(RejectReason.RECORD_TOO_LARGE, f"element {index} at byte {at} is larger than "
+            return RecordProblem(RejectReason.RECORD_TOO_LARGE, f"element {index} at byte {at} is larger than "
                                                               f"max_record_bytes={max_record_bytes}; skipped")
 
 
-def _garbage(buf: _Text, index: int, max_record_bytes: int) -> RecordError:
+def _garbage(buf: _Text, index: int, max_record_bytes: int) -> RecordProblem:
     """Text where a ',' or ']' should be: skip to the next separator and reject it as one element."""
     found = buf.text[buf.pos : buf.pos + 20]
     at = buf.offset()
@@ -207,7 +206,7 @@ def _garbage(buf: _Text, index: int, max_record_bytes: int) -> RecordError:
         kind, end = scanner.run(buf.text, buf.pos + scanned)
         if kind != "more":
             buf.pos, buf.next_starts = end, kind == "next"
-            return RecordError(
+            return RecordProblem(
                 RejectReason.INVALID_JSON, f"expected ',' or ']' at byte {at} before element {index}, found {found!r}"
             )
         scanned, dropped = end - buf.pos, buf.pos

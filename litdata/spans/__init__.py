@@ -1,4 +1,4 @@
-"""Span classification inside turns: task-template mining and harmful spans (DESIGN.md, 'classify').
+"""Spans inside turns, labelled before rendering: task-template mining and harmful spans (DESIGN.md, 'spans').
 
 The names below are imported on first use (PEP 562), not with the package: the labeler pulls in spaCy (and,
 through thinc, torch) and mining pulls in polars, seconds of start-up that `litdata --help` and the argument
