@@ -2,7 +2,7 @@
 
 The command line (litdata/commands/) builds a CompileConfig and reads its option defaults from the fields here
 (`default_of`), so a default changed here changes `--help` and the CLI with it. Only light imports: the argument
-parser imports this module, and `litdata --help` must not pay for spaCy, torch or polars (tests/test_startup.py).
+parser imports this module, and `litdata --help` must not pay for spaCy, torch or polars (tests/commands/test_startup.py).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import numpy as np
 from megatron.energon import Sample, basic_sample_keys, edataclass, stateless
 from megatron.energon.errors import FatalSampleError
 
-from litdata.shards import reader as shard_format
+from litdata.shards import reader as shard_reader
 from litdata.shards.reader import FormatProblem
 from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS
 
@@ -60,7 +60,7 @@ def cook_litdata(crude: dict) -> LitdataSequence:
     """The cooker: decode and check one sample's members through `litdata.shards.reader`."""
     shard, key = shard_name(crude), str(crude.get("__key__"))
     try:
-        sample = shard_format.load_sample(crude, documents=True)
+        sample = shard_reader.load_sample(crude, documents=True)
     except FormatProblem as exn:
         raise SampleError(shard, key, exn.member, exn.reason) from None
     return LitdataSequence(

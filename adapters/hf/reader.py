@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.megatron.shards import CorruptShardError, ShardInfo, ShardSet, check_file, resolve_shards
-from litdata.shards import reader as shard_format
+from litdata.shards import reader as shard_reader
 from litdata.shards.reader import FormatProblem, image_token_counts
 
 __all__ = ["CorruptShardError", "Folder", "Sample", "ShardInfo", "open_folder"]
@@ -79,7 +79,7 @@ def iter_members(info: ShardInfo, *, verify_checksums: bool = True) -> Iterator[
     current = "<tar header>"
     try:
         with tarfile.open(info.path, mode="r:") as tar:
-            for key, members in shard_format.tar_samples(tar):
+            for key, members in shard_reader.tar_samples(tar):
                 out = {}
                 for suffix, member in members.items():
                     current = f"{key}.{suffix}"
@@ -98,7 +98,7 @@ def iter_members(info: ShardInfo, *, verify_checksums: bool = True) -> Iterator[
 def decode(folder: Folder, shard: str, key: str, members: Mapping[str, bytes]) -> Sample:
     """Check and decode one sample's members; the image count must match the placeholders exactly."""
     try:
-        s = shard_format.load_sample(members, seq_len=folder.seq_len, vocab_size=folder.shardset.vocab_size)
+        s = shard_reader.load_sample(members, seq_len=folder.seq_len, vocab_size=folder.shardset.vocab_size)
         images = s.images
         placeholders = _placeholders(folder, s.tokens, s.classes)
         if len(images) != len(placeholders):

@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from litdata.classes import TokenClass
-from litdata.shards import reader as shard_format
+from litdata.shards import reader as shard_reader
 from litdata.shards.manifest import Manifest, ShardEntry
 from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS, MANIFEST
 
@@ -178,8 +178,8 @@ def _info(path: Path, entry: ShardEntry | None, *, follow_symlinks: bool = True)
 
 def _open(info: ShardInfo) -> IO[bytes]:
     try:
-        return shard_format.open_regular(info.path, follow_symlinks=info.follow_symlinks)
-    except shard_format.FormatProblem as p:
+        return shard_reader.open_regular(info.path, follow_symlinks=info.follow_symlinks)
+    except shard_reader.FormatProblem as p:
         raise CorruptShardError(info.name, "<file>", p.reason) from None
 
 
@@ -193,7 +193,7 @@ def check_file(info: ShardInfo, *, verify_checksums: bool) -> None:
         if info.bytes is not None and st.st_size != info.bytes:
             raise CorruptShardError(info.name, "<file>", f"{st.st_size} bytes, manifest says {info.bytes}")
         if verify_checksums and info.sha256 and (info.path, st.st_size, st.st_mtime_ns) not in _VERIFIED:
-            if shard_format.sha256_of(f) != info.sha256:  # the descriptor checked above, not the path again
+            if shard_reader.sha256_of(f) != info.sha256:  # the descriptor checked above, not the path again
                 raise CorruptShardError(info.name, "<file>", "sha256 differs from the manifest")
             _VERIFIED.add((info.path, st.st_size, st.st_mtime_ns))
         # A tar cut exactly between members still parses; its end-of-archive marker (two zero blocks) is gone.
@@ -209,7 +209,7 @@ def _members(f: IO[bytes], current: list[str], seq_len: int | None) -> Iterator[
     stream = tarfile.open(fileobj=f, mode="r|")
     for info in stream:
         current[0] = info.name
-        shard_format.check_member(info, seq_len)
+        shard_reader.check_member(info, seq_len)
         data = stream.extractfile(info).read()
         stream.members = []  # a stream keeps every header it has read otherwise
         yield info.name, data
@@ -230,13 +230,13 @@ def iter_shard(
     count = 0
     with _open(info) as f:
         try:
-            for key, members in shard_format.group_samples(_members(f, current, seq_len)):
+            for key, members in shard_reader.group_samples(_members(f, current, seq_len)):
                 yield decode_sample(info.name, key, members, image_token_id=image_token_id, seq_len=seq_len,
                                     vocab_size=vocab_size)
                 count += 1
         except CorruptShardError:
             raise
-        except shard_format.FormatProblem as exn:  # from grouping: it names the whole member
+        except shard_reader.FormatProblem as exn:  # from grouping: it names the whole member
             raise CorruptShardError(info.name, exn.member, exn.reason) from None
         except (tarfile.TarError, OSError, EOFError, ValueError) as exn:  # cut data: name the member being read
             raise CorruptShardError(info.name, current[0], f"{type(exn).__name__}: {exn}") from None
@@ -254,8 +254,8 @@ def decode_sample(
     vocab_size: int | None = None,
 ) -> ShardSample:
     try:
-        sample = shard_format.load_sample(members, seq_len=seq_len, vocab_size=vocab_size)
-    except shard_format.FormatProblem as exn:
+        sample = shard_reader.load_sample(members, seq_len=seq_len, vocab_size=vocab_size)
+    except shard_reader.FormatProblem as exn:
         raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None
     tokens, classes, cu, images = sample.tokens, sample.classes, sample.cu_seqlens, sample.images
     is_placeholder = tokens == image_token_id if image_token_id is not None else classes == TokenClass.IMAGE

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from litdata.shards import reader as shard_format
+from litdata.shards import reader as shard_reader
 from litdata.shards.manifest import Counts, Manifest, TemplatesEntry, TokenTotals
 from litdata.classes import TokenClass, class_weights, weight_table
 from litdata.weigh import weigh_sequence
@@ -85,8 +85,8 @@ def side_file_problems(out: Path, manifest: Manifest, totals: ShardTotals | None
 def _rejects(out: Path, counts: Counts) -> list[str]:
     """Every rejected record is a line of rejects.jsonl: the file exists and its reasons add up to the counts."""
     try:
-        f = shard_format.open_regular(out / "rejects.jsonl")
-    except shard_format.FormatProblem as p:
+        f = shard_reader.open_regular(out / "rejects.jsonl")
+    except shard_reader.FormatProblem as p:
         return [f"rejects.jsonl: {p.reason} (the manifest counts {counts.rejected} rejected records)"]
     reasons: Counter = Counter()
     with f:
@@ -109,9 +109,9 @@ def _templates(out: Path, entry: TemplatesEntry) -> list[str]:
     if entry.file != "templates.parquet":
         return [f"manifest.json: templates.file is {entry.file!r}, expected 'templates.parquet'"]
     try:
-        with shard_format.open_regular(out / "templates.parquet") as f:
-            digest = shard_format.sha256_of(f)
-    except shard_format.FormatProblem as p:
+        with shard_reader.open_regular(out / "templates.parquet") as f:
+            digest = shard_reader.sha256_of(f)
+    except shard_reader.FormatProblem as p:
         return [f"templates.parquet: {p.reason}"]
     return [] if digest == entry.sha256 else ["templates.parquet: sha256 differs from the manifest"]
 
@@ -122,9 +122,9 @@ def _energon(out: Path, names: list[str], offsets: dict[str, list[int]]) -> list
     for name in names:
         idx = out / (name + ".idx")
         try:
-            with shard_format.open_regular(idx) as f:
+            with shard_reader.open_regular(idx) as f:
                 data = f.read(8 * (len(offsets.get(name, [])) + 1) + 8)
-        except shard_format.FormatProblem as p:
+        except shard_reader.FormatProblem as p:
             problems.append(f"{idx.name}: {p.reason}")
             continue
         if name in offsets and data != struct.pack(f"<{len(offsets[name])}Q", *offsets[name]):

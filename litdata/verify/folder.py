@@ -1,7 +1,7 @@
 """`litdata verify DIR`: check every shard against the manifest and the format, and name what is wrong.
 
 Shard names come from the manifest and must be plain `shard-NNNNNN.tar` names of regular files in DIR; every
-member and array header is bounded before it is read (`shard_format.check_member`, `load_array`). The side files
+member and array header is bounded before it is read (`shard_reader.check_member`, `load_array`). The side files
 and the manifest's totals are checked by `verify_files` against what the shards were found to hold."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from litdata.classes import TokenClass, weight_table
-from litdata.shards import reader as shard_format
+from litdata.shards import reader as shard_reader
 from litdata.shards.manifest import Manifest, ManifestError
 from litdata.shards.schema import ARRAYS, IMAGE_ARRAYS, JSON, MANIFEST, max_items
 from litdata.verify.files import ShardTotals, side_file_problems
@@ -41,10 +41,10 @@ def _check_sample(m: dict[str, bytes], manifest: Manifest, table: np.ndarray,
     seq_len = manifest.seq_len
     for suffix in ARRAYS:
         try:
-            arrays.append(shard_format.load_array(suffix, m.get(suffix), max_items(seq_len)))
-        except shard_format.FormatProblem as p:
+            arrays.append(shard_reader.load_array(suffix, m.get(suffix), max_items(seq_len)))
+        except shard_reader.FormatProblem as p:
             errs.append(str(p))
-    images = shard_format.image_suffixes(m)
+    images = shard_reader.image_suffixes(m)
     extra = sorted(set(m) - set(ARRAYS) - set(IMAGE_ARRAYS) - {JSON, *images})
     if extra:
         errs.append(f"unexpected members {extra}")
@@ -52,10 +52,10 @@ def _check_sample(m: dict[str, bytes], manifest: Manifest, table: np.ndarray,
         return errs, (0, 0)
     tokens, weights, classes, cu = arrays
     try:
-        doc_tokens = [d.get("tokens") for d in shard_format.load_json(m.get(JSON), documents=True)]
-    except shard_format.FormatProblem as p:
+        doc_tokens = [d.get("tokens") for d in shard_reader.load_json(m.get(JSON), documents=True)]
+    except shard_reader.FormatProblem as p:
         errs.append(str(p))
-    errs += [str(p) for p in shard_format.array_problems(tokens, weights, classes, cu, doc_tokens,
+    errs += [str(p) for p in shard_reader.array_problems(tokens, weights, classes, cu, doc_tokens,
                                                          manifest.vocab_size)]
     if not errs:
         expected = weigh_sequence(classes, cu[:-1], table)
@@ -67,7 +67,7 @@ def _check_sample(m: dict[str, bytes], manifest: Manifest, table: np.ndarray,
         errs.append(f"{n_img} image tokens but image members {images}")
     try:
         counts = image_counts(m, [m[s] for s in images] if len(images) == n_img else None, n_img, manifest)
-    except shard_format.FormatProblem as p:
+    except shard_reader.FormatProblem as p:
         errs.append(str(p))
         counts = np.zeros(0, dtype=np.int32)
     expanded = len(tokens) + int(counts.sum()) - len(counts)
@@ -97,8 +97,8 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> VerifyReport:
         name = entry.name
         rep.shards += 1
         try:
-            f = shard_format.open_regular(out_dir / name)
-        except shard_format.FormatProblem as p:
+            f = shard_reader.open_regular(out_dir / name)
+        except shard_reader.FormatProblem as p:
             rep.problems.append(f"{name}: missing" if p.reason.startswith("cannot open") else str(p))
             continue
         seqs = docs = toks = 0
@@ -106,13 +106,13 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> VerifyReport:
             size = os.fstat(f.fileno()).st_size
             if size != entry.bytes:
                 rep.problems.append(f"{name}: {size} bytes, manifest says {entry.bytes}")
-            if shard_format.sha256_of(f) != entry.sha256:
+            if shard_reader.sha256_of(f) != entry.sha256:
                 rep.problems.append(f"{name}: sha256 differs from the manifest")
             f.seek(0)
             try:
                 with tarfile.open(fileobj=f, mode="r:") as tar:
                     starts = []
-                    for key, infos in shard_format.tar_samples(tar, manifest.seq_len):
+                    for key, infos in shard_reader.tar_samples(tar, manifest.seq_len):
                         starts.append(next(iter(infos.values())).offset)
                         data = {s: tar.extractfile(i).read() for s, i in infos.items()}
                         errs, (d, t) = _check_sample(data, manifest, table, totals)
