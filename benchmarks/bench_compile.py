@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import run_benchmark, Table, add_common_arguments, median_time
+from litdata.shards.manifest import Manifest
 
 TARGET_CEILING, TARGET_LLAVA = 0.4, 2.0  # issue 15, `--workers 1` on the text path
 ENCODE_STAGE = "encode stage total (Encoder.encode_batch, 1 process)"
@@ -50,7 +51,7 @@ def prepare(n: int, work: Path, seed: int) -> dict[str, tuple[Path, Path | None,
     return {"text": (text_path, None, text), "images": (wl.records, wl.image_root, records)}
 
 
-def run_litdata(src: Path, image_root: Path | None, out: Path, tokenizer: str, workers: int) -> dict:
+def run_litdata(src: Path, image_root: Path | None, out: Path, tokenizer: str, workers: int) -> Manifest:
     from litdata.cli import main
 
     argv = ["compile", str(src), "--out", str(out), "--tokenizer", tokenizer, "--template", "vicuna_v1", "--seq-len", "2048",
@@ -61,7 +62,7 @@ def run_litdata(src: Path, image_root: Path | None, out: Path, tokenizer: str, w
         rc = main(argv)
     if rc != 0:
         raise RuntimeError(f"litdata compile exited {rc}: {' '.join(argv)}")
-    return json.loads((out / "manifest.json").read_text())
+    return Manifest.read(out, compiled=True)
 
 
 def rendered_texts(src: Path) -> list[str]:
@@ -190,8 +191,8 @@ def measure_path(
     for w in args.workers:
         run = partial(run_litdata, src, image_root, work / f"out_{name}_{w}", args.tokenizer, w)
         secs, cpu, man = timed(run, args.compile_repeats)
-        read = man["counts"]["records_read"]
-        row("litdata compile (end to end)", w, secs, cpu, read, man["tokens"]["total"], args.compile_repeats)
+        read = man.counts.records_read
+        row("litdata compile (end to end)", w, secs, cpu, read, man.tokens.total, args.compile_repeats)
         figures[(name, f"litdata{w}")] = (read / secs, read / cpu)
 
     texts = rendered_texts(src)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks.report import run_benchmark, Table, add_common_arguments
+from litdata.shards.manifest import Manifest
 
 FLAT_LIMIT = 1.3  # peak at the largest size over peak at the smallest: "flat" if at most this
 
@@ -66,8 +67,6 @@ def compile_peak(src: Path, image_root: Path, out: Path, tokenizer: str, workers
 
 
 def measure(args: argparse.Namespace, work: Path) -> list[Table]:
-    import json
-
     from benchmarks.workload import write_workload
 
     table = Table(title=f"peak RSS of `litdata compile --workers {args.workers} --packing {args.packing}` (images path)",
@@ -79,7 +78,7 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
         wl = write_workload(n, wdir, args.seed, images=args.images)
         out = work / f"out_{n}"
         r = compile_peak(wl.records, wl.image_root, out, args.tokenizer, args.workers, args.packing)
-        man = json.loads((out / "manifest.json").read_text())
+        counts = Manifest.read(out, compiled=True).counts
         table.add(
             records=n,
             **{
@@ -88,8 +87,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
                 "records/s": n / r["seconds"],
                 "peak RSS MiB (ru_maxrss)": r["maxrss_mib"],
                 "peak RSS MiB (process tree)": r["tree_peak_mib"],
-                "documents": man["counts"]["documents_written"],
-                "sequences": man["counts"]["sequences"],
+                "documents": counts.documents_written,
+                "sequences": counts.sequences,
             },
         )
         peaks.append(r["tree_peak_mib"])

@@ -95,7 +95,8 @@ def litdata_pack(tokens: np.ndarray, images: np.ndarray, seq_len: int, image_tok
                  algorithm: str = "fill", window: int = 8192,
                  counts: list[tuple[int, ...]] | None = None) -> list[list[int]]:
     """litdata's packer on stand-in Documents of the right lengths (zero-stride token arrays, no memory)."""
-    from litdata.pack.packer import PackSettings, make_packer
+    from litdata.config import PackSettings
+    from litdata.pack.packer import make_packer
     from litdata.records import Document, Provenance
     from litdata.records.document import ImageBlob
 

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from litdata.shards.manifest import Manifest
+
 ROOT = Path(__file__).resolve().parent.parent
 COLORS = ("red", "blue", "green", "yellow")
 KINDS = ("circle", "square", "triangle", "star")
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     compiled = prepare(root, size, a.seed)
-    manifest = json.loads((compiled / "manifest.json").read_text())
+    manifest = Manifest.read(compiled)
     results: dict[str, list[dict]] = {m: [] for m in MODES}
     for seed in range(1, size.seeds + 1):
         for mode in MODES:
@@ -272,11 +274,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"(blank {results[mode][-1]['accuracy_blank']:.3f})", flush=True)
     summary = summarise(results)
     print(f"\n{size}, {time.perf_counter() - t0:.0f} s in all; templates mined: "
-          f"{manifest['config']['template_mining']['templates']}\n")
+          f"{manifest.config['template_mining']['templates']}\n")
     print(table(summary))
     if a.json:
+        tokens = manifest.tokens.to_json() if manifest.tokens else None
         Path(a.json).write_text(json.dumps({"size": size.__dict__, "summary": summary, "runs": results,
-                                            "tokens": manifest["tokens"]}, indent=1) + "\n")
+                                            "tokens": tokens}, indent=1) + "\n")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.world.generate import PLANTED_TEMPLATES, ImagePool, generate_records
 from benchmarks.world.scene import encode_image
+from litdata.shards.atomic import atomic_file
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,8 +50,7 @@ def write_workload(n: int, out_dir: Path, seed: int = 0, *, images: int = 2000, 
     records_path = out_dir / f"llava_{n}.{fmt}"
     sources: Counter[str] = Counter()
     template_records: Counter[str] = Counter()
-    tmp = records_path.with_suffix(records_path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_file(records_path) as tmp, tmp.open("w", encoding="utf-8") as f:
         if fmt == "json":
             f.write("[\n")
         for g in generate_records(n, seed, pool=pool):
@@ -63,7 +63,6 @@ def write_workload(n: int, out_dir: Path, seed: int = 0, *, images: int = 2000, 
             template_records.update({s.template for segs in g.human_segments for s in segs if s.template})
         if fmt == "json":
             f.write("\n]\n")
-    tmp.replace(records_path)
     truth = {
         "records": n,
         "seed": seed,

@@ -26,6 +26,11 @@ class UsageError(ValueError):
     """Wrong options: reported in one line, exit code 2."""
 
 
+class CommandFailed(RuntimeError):
+    """A command that ran to its end with nothing to show (`templates` on sources without a usable record):
+    reported in one line, `litdata COMMAND: MESSAGE`, exit code 1."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from litdata import __version__
 
@@ -73,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, _input_errors()):
             print(f"litdata {args.command}: error: {_one_line(e)}", file=sys.stderr)
             return 2
+        if isinstance(e, CommandFailed):
+            print(f"litdata {args.command}: {_one_line(e)}", file=sys.stderr)
+            return 1
         if isinstance(e, OSError) and e.filename is not None:  # a full disk, a file that vanished mid-run
             print(f"litdata {args.command}: error: {_one_line(e.strerror or e)}: {_one_line(e.filename)}",
                   file=sys.stderr)

@@ -1,4 +1,7 @@
-"""`litdata compile`: read -> mine -> (render -> classify -> tokenize -> weigh, in workers) -> pack -> write.
+"""`litdata compile`, stage by stage:
+read -> mine -> (spans -> render -> tokenize -> token classes -> weigh, in workers) -> pack -> write.
+This module alone counts and writes what the stages produce: documents go on to the packer, while rejects and
+harmful-span audit lines are written as they come, in input order.
 
 Two streaming passes over the sources: the first mines task templates (corpus-wide counts), the second encodes.
 Work in flight is bounded (a few batches per worker, one packing window), so memory does not grow with the input.
@@ -11,67 +14,32 @@ import hashlib
 import itertools
 import multiprocessing as mp
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from tqdm import tqdm
 
 from litdata import fsio
-from litdata.classes import TokenClass, class_weights
+from litdata.config import CompileConfig, PackSettings
 from litdata.encode import EncodeSpec, Encoder
 from litdata.hashing import file_sha256
-from litdata.output.folder import OutputDir
-from litdata.pack.packer import PackSettings, make_packer
+from litdata.output.folder import OutputWriter
+from litdata.pack.packer import make_packer
 from litdata.records import Conversation, Document, Reject
 from litdata.stats import CompileStats
+from litdata.shards.manifest import Counts, Manifest, Packing, TemplatesEntry, TokenTotals
+from litdata.shards.schema import FORMAT_VERSION
 from litdata.shards.writer import ShardWriter
 
-
-@dataclass(frozen=True, kw_only=True)
-class CompileConfig:
-    sources: tuple[str, ...]
-    out: Path
-    tokenizer: str
-    image_root: str | None = None
-    template: str = "vicuna_v1"
-    seq_len: int = 2048
-    image_tokens: int = 576
-    image_token_rule: object | None = None  # litdata.images.tokens rule (tiles, processor); None: fixed image_tokens
-    mode: str = "lit"
-    weight_overrides: dict = field(default_factory=dict)  # TokenClass -> float
-    overflow: str = "drop"
-    workers: int = 1
-    seed: int = 0
-    overwrite: bool = False
-    max_shard_bytes: int = 256 * 2**20
-    max_shard_sequences: int = 10_000
-    max_pixels: int = 40_000_000
-    max_image_bytes: int = 64 * 2**20
-    read_limits: object | None = None  # litdata.read.ReadLimits
-    mining: object | None = None  # litdata.spans MiningSettings
-    harmful: object | None = None  # litdata.spans HarmfulSettings
-    batch_size: int = 256
-    pack_window: int = 8192
-    packing: str = "fill"
-    progress: bool = True
-
-    @property
-    def weights(self) -> dict[TokenClass, float]:
-        return class_weights(self.mode, self.weight_overrides)
-
-    @property
-    def rule(self):
-        from litdata.images.tokens import FixedRule
-
-        return self.image_token_rule if self.image_token_rule is not None else FixedRule(tokens=self.image_tokens)
+if TYPE_CHECKING:
+    from litdata.spans.table import TemplateTable
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompileResult:
-    manifest: dict
+    manifest: Manifest
     stats: CompileStats
-    templates: object | None  # TemplateTable
+    templates: TemplateTable
 
 
 _WORKER: Encoder | None = None
@@ -82,7 +50,7 @@ def _init_worker(spec: EncodeSpec) -> None:
     _WORKER = Encoder(spec)
 
 
-def _encode_in_worker(batch: list) -> tuple[list, list]:
+def _encode_in_worker(batch: list) -> list[Document | Reject]:
     assert _WORKER is not None
     return _WORKER.encode_batch(batch)
 
@@ -93,7 +61,7 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> Iterator[tuple[list, list]]:
+def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> Iterator[list[Document | Reject]]:
     """Encoded batches in input order; at most 2 batches per worker in flight (Pool.imap would read ahead
     without bound)."""
     if cfg.workers <= 1:
@@ -116,16 +84,17 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     """`engine`: None runs both data passes here (a process pool for --workers > 1); a RayEngine
     (litdata/engines/ray_engine.py) runs them on a Ray cluster. Everything else, and the bytes, are the same."""
     from litdata.spans.mining import mine_templates
-    from litdata.spans.settings import MiningSettings
-    from litdata.read import ReadLimits, read_sources
+    from litdata.read import read_sources
     from litdata.tokenize.tokens import load_tokenizer
 
-    limits = cfg.read_limits or ReadLimits()
+    limits = cfg.read_limits
     _, tokinfo = load_tokenizer(cfg.tokenizer)  # fail fast on a bad tokenizer, before any pass over the data
     inputs = [{"path": s, "sha256": file_sha256(s), "bytes": fsio.size(s)} for s in cfg.sources]
-    out = OutputDir(cfg.out)
+    out = OutputWriter(cfg.out)
     local_inputs = [p for p in [*cfg.sources, *([cfg.image_root] if cfg.image_root else [])] if not fsio.is_url(p)]
     out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite, inputs=local_inputs)
+    if engine is not None:  # it keeps completed partitions in --out for a rerun (litdata/engines/store.py)
+        engine.keep_partitions(out, _run_key(cfg, inputs))
 
     first_pass = {"records": 0}
 
@@ -136,9 +105,9 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
                 yield item
 
     if engine is None:
-        table = mine_templates(conversations(), cfg.mining or MiningSettings(), progress=cfg.progress)
+        table = mine_templates(conversations(), cfg.mining, progress=cfg.progress)
     else:
-        table, first_pass["records"] = engine.mine(cfg.sources, limits, cfg.mining or MiningSettings())
+        table, first_pass["records"] = engine.mine(cfg.sources, limits, cfg.mining)
     spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
                       image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
                       max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),
@@ -153,29 +122,29 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     try:
         with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
 
-            def counted(batches: Iterator[tuple[list, list]]) -> Iterator[Document | Reject]:
-                for items, hits in batches:
+            def documents(batches: Iterator[list[Document | Reject]]) -> Iterator[Document]:
+                """Each record counted once, its audit hits and (if rejected) its reject written as it comes,
+                in input order: the packer only ever sees documents."""
+                for items in batches:
                     bar.update(len(items))
-                    stats.harmful_hits += len(hits)
-                    for h in hits:
-                        audit.write(h.to_json())
                     for item in items:
+                        stats.harmful_hits += len(item.audit)
+                        for h in item.audit:
+                            audit.write(h.to_json())
                         if isinstance(item, Reject):
                             stats.add_reject(item)
+                            rejects.write(item.to_json())
                         else:
                             stats.add_document(item)
-                        yield item
+                            yield item
 
             if engine is None:
                 stream = _encoded(cfg, spec, _batches(read_sources(cfg.sources, limits), cfg.batch_size))
             else:
                 stream = engine.encoded(limits, spec, cfg.batch_size)
-            for item in packer.run(counted(stream)):
-                if isinstance(item, Reject):
-                    rejects.write(item.to_json())
-                else:
-                    writer.write(item)
-                    stats.add_sequence(item)
+            for seq in packer.run(documents(stream)):
+                writer.write(seq)
+                stats.add_sequence(seq)
             shards = writer.close()
     except BaseException:
         writer.abort()
@@ -206,13 +175,13 @@ def _run_key(cfg: CompileConfig, inputs: list[dict]) -> str:
     return hashlib.sha256(repr(sorted((k, repr(v)) for k, v in keep.items())).encode()).hexdigest()
 
 
-def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, templates_sha, shards) -> dict:
-    from litdata import FORMAT_NAME, FORMAT_VERSION, __version__
+def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, templates_sha, shards) -> Manifest:
+    from litdata import __version__
 
-    return {
-        "format": {"name": FORMAT_NAME, "version": FORMAT_VERSION},
-        "tool": {"name": "litdata", "version": __version__},
-        "config": {
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        tool={"name": "litdata", "version": __version__},
+        config={
             "tokenizer": {"path": cfg.tokenizer, **tokinfo.to_json()},
             "pad_id": tokinfo.pad_id,
             "image_token_id": tokinfo.image_token_id,
@@ -234,16 +203,14 @@ def _manifest(cfg: CompileConfig, tokinfo, inputs, stats: CompileStats, table, t
             "template_mining": {**table.settings_dict(), "table_sha256": table.sha256()},
             "harmful": cfg.harmful.to_dict() if cfg.harmful is not None else None,
         },
-        "inputs": inputs,
-        "counts": stats.counts_json(),
-        "tokens": stats.tokens_json(),
-        "packing": {"seq_len": cfg.seq_len, "sequences": stats.sequences,
-                    "efficiency": round(stats.packing_efficiency, 6)},
-        "templates": {"file": "templates.parquet", "sha256": templates_sha,
-                      "count": len(table.template_shapes())},
-        "shards": [s.to_json() for s in shards],
-    }
-
+        inputs=tuple(inputs),
+        counts=Counts(**stats.counts_json()),
+        tokens=TokenTotals(**stats.tokens_json()),
+        packing=Packing(seq_len=cfg.seq_len, sequences=stats.sequences,
+                        efficiency=round(stats.packing_efficiency, 6)),
+        templates=TemplatesEntry(file="templates.parquet", sha256=templates_sha, count=len(table.template_shapes())),
+        shards=tuple(shards),
+    )
 
 
 def _image_token_config(rule) -> dict:

@@ -26,38 +26,39 @@ def _size(n: int) -> str:
 def print_summary(result, out: Path, *, seconds: float, console: Console | None = None) -> None:
     console = console or Console(highlight=False)
     m = result.manifest
-    counts, tokens = m["counts"], m["tokens"]
-    shard_bytes = sum(x["bytes"] for x in m["shards"])
+    counts, tokens, packing = m.counts, m.tokens, m.packing
+    assert counts is not None and tokens is not None and packing is not None  # the compiler writes every section
+    shard_bytes = sum(s.bytes or 0 for s in m.shards)
 
     head = Table(title=f"litdata compile -> {markup_safe(out)}", show_header=False, title_justify="left")
     head.add_column(style="bold")
     head.add_column(justify="right")
-    head.add_row("records read", f"{counts['records_read']:,}")
-    head.add_row("documents written", f"{counts['documents_written']:,}")
-    head.add_row("rejected", f"{counts['rejected']:,}  (see rejects.jsonl)" if counts["rejected"] else "0")
-    for reason, n in counts["rejected_by_reason"].items():
+    head.add_row("records read", f"{counts.records_read:,}")
+    head.add_row("documents written", f"{counts.documents_written:,}")
+    head.add_row("rejected", f"{counts.rejected:,}  (see rejects.jsonl)" if counts.rejected else "0")
+    for reason, n in counts.rejected_by_reason.items():
         head.add_row(f"  {markup_safe(reason)}", f"{n:,}")
-    if counts["truncated"]:
-        head.add_row("truncated", f"{counts['truncated']:,}")
-    if counts["harmful_spans"]:
-        head.add_row("harmful spans", f"{counts['harmful_spans']:,}  (see harmful_audit.jsonl)")
-    head.add_row("images", f"{counts['images']:,}")
-    head.add_row("sequences", f"{counts['sequences']:,} x {m['packing']['seq_len']}")
-    head.add_row("packing efficiency", f"{m['packing']['efficiency']:.2%}")
-    head.add_row("supervised tokens vit", f"{tokens['supervised_vit']:,}")
-    head.add_row("supervised tokens lit", f"{tokens['supervised_lit']:,}"
-                 + (f"  ({tokens['supervised_lit'] / tokens['supervised_vit']:.2f}x vit)" if tokens["supervised_vit"] else ""))
-    head.add_row("shards", f"{len(m['shards'])}  ({_size(shard_bytes)})")
-    head.add_row("time", f"{seconds:.1f} s  ({counts['records_read'] / max(seconds, 1e-9):,.0f} records/s)")
+    if counts.truncated:
+        head.add_row("truncated", f"{counts.truncated:,}")
+    if counts.harmful_spans:
+        head.add_row("harmful spans", f"{counts.harmful_spans:,}  (see harmful_audit.jsonl)")
+    head.add_row("images", f"{counts.images:,}")
+    head.add_row("sequences", f"{counts.sequences:,} x {packing.seq_len}")
+    head.add_row("packing efficiency", f"{packing.efficiency:.2%}")
+    head.add_row("supervised tokens vit", f"{tokens.supervised_vit:,}")
+    head.add_row("supervised tokens lit", f"{tokens.supervised_lit:,}"
+                 + (f"  ({tokens.supervised_lit / tokens.supervised_vit:.2f}x vit)" if tokens.supervised_vit else ""))
+    head.add_row("shards", f"{len(m.shards)}  ({_size(shard_bytes)})")
+    head.add_row("time", f"{seconds:.1f} s  ({counts.records_read / max(seconds, 1e-9):,.0f} records/s)")
     console.print(head)
 
     by_class = Table(title="tokens by class", title_justify="left")
-    for col in ("class", "tokens", "share", f"weight ({m['config']['mode']})"):
+    for col in ("class", "tokens", "share", f"weight ({m.mode})"):
         by_class.add_column(col, justify="left" if col == "class" else "right")
-    total = max(tokens["total"], 1)
+    total = max(tokens.total, 1)
     for c in TokenClass:
-        n = tokens["by_class"][c.label]
-        by_class.add_row(c.label, f"{n:,}", f"{n / total:.1%}", f"{m['config']['weights'][c.label]:g}")
+        n = tokens.by_class[c.label]
+        by_class.add_row(c.label, f"{n:,}", f"{n / total:.1%}", f"{m.weights[c.label]:g}")
     console.print(by_class)
 
     table = result.templates

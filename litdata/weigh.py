@@ -19,3 +19,11 @@ def supervised_count(classes: np.ndarray, table: np.ndarray) -> int:
     if classes.shape[0] <= 1:
         return 0
     return int(np.count_nonzero(table[classes[1:]]))
+
+
+def weigh_sequence(classes: np.ndarray, starts: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """`weigh` for documents packed into one sequence: `table[classes]` with 0 at each document start
+    (`cu_seqlens[:-1]`). The compiler's rule, recomputed by `litdata verify` and by loaders that re-weigh."""
+    weights = table[classes]
+    weights[starts] = 0.0
+    return weights

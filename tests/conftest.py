@@ -3,13 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.compile import compile_cli
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def compile_cli(*args) -> int:
-    from litdata.cli import main
-
-    return main([str(a) for a in args])
 
 
 @pytest.fixture(scope="session")
@@ -18,20 +14,3 @@ def demo_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "out"
     assert compile_cli("demo", "--out", out, "--no-progress") == 0
     return out
-
-
-def read_samples(shard: Path) -> list[dict]:
-    """Every sample of a shard: {member suffix: np.ndarray for npy, bytes otherwise}, in order."""
-    import io
-    import tarfile
-
-    import numpy as np
-
-    samples: dict[str, dict] = {}
-    with tarfile.open(shard) as tar:
-        for m in tar.getmembers():
-            key, _, suffix = m.name.partition(".")
-            data = tar.extractfile(m).read()
-            samples.setdefault(key, {"__key__": key})[suffix] = (
-                np.load(io.BytesIO(data), allow_pickle=False) if suffix.endswith(".npy") else data)
-    return list(samples.values())

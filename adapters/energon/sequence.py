@@ -20,12 +20,11 @@ import numpy as np
 from megatron.energon import Sample, basic_sample_keys, edataclass, stateless
 from megatron.energon.errors import FatalSampleError
 
-from litdata.shards import reader as shard_format
+from litdata.shards import reader as shard_reader
 from litdata.shards.reader import FormatProblem
+from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS
 
-# Optional per-image members of format-2 shards (issue 13): expanded token count and tile count per image.
-IMAGE_TOKENS = "image_tokens.npy"
-IMAGE_TILES = "image_tiles.npy"
+__all__ = ["IMAGE_TILES", "IMAGE_TOKENS", "LitdataSequence", "SampleError", "cook_litdata"]
 
 
 class SampleError(FatalSampleError):
@@ -61,26 +60,18 @@ def cook_litdata(crude: dict) -> LitdataSequence:
     """The cooker: decode and check one sample's members through `litdata.shards.reader`."""
     shard, key = shard_name(crude), str(crude.get("__key__"))
     try:
-        tokens, weights, classes, cu = (shard_format.load_array(s, crude.get(s)) for s in shard_format.ARRAYS)
-        documents = shard_format.load_json(crude.get("json"), documents=True)
-        doc_tokens = [d.get("tokens") for d in documents]
-        if problems := shard_format.array_problems(tokens, weights, classes, cu, doc_tokens):
-            raise problems[0]
-        per_image = {
-            s: shard_format.load_array(s, crude[s], want_dtype=np.int32) for s in (IMAGE_TOKENS, IMAGE_TILES) if s in crude
-        }
+        sample = shard_reader.load_sample(crude, documents=True)
     except FormatProblem as exn:
         raise SampleError(shard, key, exn.member, exn.reason) from None
-    images = shard_format.image_suffixes(s for s in crude if not s.startswith("__"))
     return LitdataSequence(
         **basic_sample_keys(crude),
         shard=shard,
-        tokens=tokens,
-        weights=weights,
-        classes=classes,
-        cu_seqlens=cu,
-        documents=documents,
-        per_image=per_image,
-        image_members=tuple(images),
-        image_bytes=tuple(crude[s] for s in images),
+        tokens=sample.tokens,
+        weights=sample.weights,
+        classes=sample.classes,
+        cu_seqlens=sample.cu_seqlens,
+        documents=sample.meta,
+        per_image=sample.per_image,
+        image_members=sample.images,
+        image_bytes=tuple(crude[s] for s in sample.images),
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import os
 import warnings
 from pathlib import Path
@@ -45,8 +44,9 @@ from adapters.energon.sequence import (
 )
 from adapters.energon.types import IGNORE_INDEX, LitImageTaskBatchPacked, LitImageTaskSamplePacked
 from adapters.megatron.reweigh import Reweigh
-from litdata import FORMAT_NAME
+from litdata.shards.manifest import Manifest
 from litdata.shards.reader import FormatProblem, image_token_counts
+from litdata.shards.schema import FORMAT_NAME
 
 
 class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSamplePacked, LitImageTaskBatchPacked, dict]):
@@ -69,14 +69,13 @@ class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSampleP
         max_pixels: int = 64_000_000,
     ) -> None:
         super().__init__()
-        config = _manifest_config(Path(data))
+        manifest = Manifest.read(Path(data))
         self.cookers = [Cooker(cook_litdata, has_subflavors={"litdata_format": FORMAT_NAME})]
-        self.pad_id = int(config.get("pad_id") or 0)
-        if config.get("image_token_id") is None:
+        self.pad_id = manifest.pad_id
+        if manifest.image_token_id is None:
             raise ValueError(f"{data}: the manifest records no image_token_id; recompile with this litdata")
-        self.stored_image_token_id = int(config["image_token_id"])
-        fixed = config.get("image_tokens")
-        self.fixed_image_tokens = fixed if isinstance(fixed, int) else None  # tile/processor rules: per image
+        self.stored_image_token_id = manifest.image_token_id
+        self.fixed_image_tokens = manifest.image_tokens  # tile/processor rules: None, a count per image
         self.per_tile = num_image_embeddings_per_tile
         if not use_tiling and self.fixed_image_tokens not in (None, self.per_tile):
             raise ValueError(
@@ -255,14 +254,3 @@ class LitdataTaskEncoder(DefaultTaskEncoder[LitdataSequence, LitImageTaskSampleP
     @staticmethod
     def _fail(sample: LitdataSequence, member: str, reason: str) -> NoReturn:
         raise SampleError(sample.shard, str(sample.__key__), member, reason)
-
-
-def _manifest_config(folder: Path) -> dict:
-    path = folder / "manifest.json"
-    try:
-        manifest = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exn:
-        raise ValueError(f"{path}: cannot read the litdata manifest ({exn})") from None
-    if not isinstance(manifest, dict) or manifest.get("format", {}).get("name") != FORMAT_NAME:
-        raise ValueError(f"{path}: not a {FORMAT_NAME} manifest")
-    return manifest.get("config", {})

@@ -4,7 +4,7 @@
 The example cannot be imported (it is a script folder that needs `megatron.training`, its tokenizer and its
 argument parser), so its three dataclasses are declared here again with the same field names, order and
 annotations: `ImageTaskSample`, `ImageTaskSamplePacked` and `ImageTaskBatchPacked`
-(tests/test_energon_adapter.py checks them against the example's declarations). Code written against the
+(tests/adapters/energon/test_energon_adapter.py checks them against the example's declarations). Code written against the
 example's types (its `get_batch`, `encode_batch`) therefore reads ours unchanged.
 
 litdata adds one thing: `loss_weights`, the float per-token loss weights (fractional lambda for instruction

@@ -1,6 +1,6 @@
 """Document isolation for packed rows: which attention implementations keep documents apart, and refusing the rest.
 
-What the installed transformers does with a packed row (read in transformers 5.x, checked by tests/test_hf_model.py):
+What the installed transformers does with a packed row (read in transformers 5.x, checked by tests/adapters/hf/test_hf_model.py):
 - `sdpa`, `eager`, `flex_attention`: `masking_utils` builds the causal mask; when `attention_mask` is None, there is
   no cache and `position_ids` are given, `find_packed_sequence_indices` starts a new document wherever the position
   does not grow by exactly 1, and the mask becomes block-diagonal causal. An `attention_mask` (even all ones) or a

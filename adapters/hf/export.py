@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from adapters.hf.reader import CorruptShardError, Sample, decode, iter_members, open_folder
 from adapters.megatron.reweigh import Reweigh
+from litdata.shards.atomic import atomic_file
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -51,34 +52,29 @@ def export_parquet(data, out: str | os.PathLike, *, skip_image_documents: bool =
                    reweigh: Reweigh | None = None) -> ExportReport:
     folder = open_folder(data)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
     written = skipped = 0
     rows: list[dict] = []
-    try:
-        with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            for info in folder.shards:
-                for key, members in iter_members(info):
-                    sample = decode(folder, info.name, key, members)
-                    if reweigh is not None:
-                        sample = _reweighed(sample, reweigh)
-                    for doc_id, row in _documents(sample):
-                        if row is None:
-                            if not skip_image_documents:
-                                raise ExportError(f"{info.name}:{key}: document {doc_id} holds images, which a "
-                                                  "text-only export cannot carry; pass --skip-image-documents to "
-                                                  "leave such documents out")
-                            skipped += 1
-                            continue
-                        rows.append(row)
-                        if len(rows) == ROWS_PER_GROUP:
-                            writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-                            written, rows = written + len(rows), []
-            if rows:
-                writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-                written += len(rows)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
+        for info in folder.shards:
+            for key, members in iter_members(info):
+                sample = decode(folder, info.name, key, members)
+                if reweigh is not None:
+                    sample = _reweighed(sample, reweigh)
+                for doc_id, row in _documents(sample):
+                    if row is None:
+                        if not skip_image_documents:
+                            raise ExportError(f"{info.name}:{key}: document {doc_id} holds images, which a "
+                                              "text-only export cannot carry; pass --skip-image-documents to "
+                                              "leave such documents out")
+                        skipped += 1
+                        continue
+                    rows.append(row)
+                    if len(rows) == ROWS_PER_GROUP:
+                        writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
+                        written, rows = written + len(rows), []
+        if rows:
+            writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
+            written += len(rows)
     return ExportReport(documents=written, skipped_image_documents=skipped)
 
 

@@ -11,7 +11,6 @@ to keep the global order), `decode` checks and decodes the arrays (paid only by 
 
 from __future__ import annotations
 
-import json
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,10 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.megatron.shards import CorruptShardError, ShardInfo, ShardSet, check_file, resolve_shards
-from litdata.shards import reader as shard_format
-from litdata.shards.reader import FormatProblem, image_token_counts, load_array
-
-IMAGE_TOKENS = "image_tokens.npy"  # issue 13: int32 [images], each image's count of tokens after expansion
+from litdata.shards import reader as shard_reader
+from litdata.shards.reader import FormatProblem, image_token_counts
 
 __all__ = ["CorruptShardError", "Folder", "Sample", "ShardInfo", "open_folder"]
 
@@ -65,17 +62,12 @@ class Folder:
 def open_folder(data) -> Folder:
     """`data`: a compiled folder, one tar, a brace pattern or a list of tars (see `resolve_shards`)."""
     shardset = resolve_shards(data)
-    config = shardset.config
-    version = 1
-    if shardset.manifest_path is not None:
-        with open(shardset.manifest_path, "rb") as f:
-            version = int(json.load(f).get("format", {}).get("version", 1))
-    token_id = config.get("image_token_id")
-    fixed = config.get("image_tokens") if version < 2 else None  # format 2 stores every image's count
+    manifest = shardset.manifest
     return Folder(
         shardset=shardset,
-        image_token_id=int(token_id) if token_id is not None else None,
-        fixed_image_tokens=int(fixed) if isinstance(fixed, int) else None,
+        image_token_id=shardset.image_token_id,
+        # format 2 stores every image's count in its sample
+        fixed_image_tokens=manifest.fixed_image_tokens if manifest is not None else None,
         seq_len=shardset.seq_len,
     )
 
@@ -87,7 +79,7 @@ def iter_members(info: ShardInfo, *, verify_checksums: bool = True) -> Iterator[
     current = "<tar header>"
     try:
         with tarfile.open(info.path, mode="r:") as tar:
-            for key, members in shard_format.tar_samples(tar):
+            for key, members in shard_reader.tar_samples(tar):
                 out = {}
                 for suffix, member in members.items():
                     current = f"{key}.{suffix}"
@@ -106,22 +98,19 @@ def iter_members(info: ShardInfo, *, verify_checksums: bool = True) -> Iterator[
 def decode(folder: Folder, shard: str, key: str, members: Mapping[str, bytes]) -> Sample:
     """Check and decode one sample's members; the image count must match the placeholders exactly."""
     try:
-        tokens, weights, classes, cu = (shard_format.load_array(s, members.get(s)) for s in shard_format.ARRAYS)
-        meta = shard_format.load_json(members.get("json"))
-        if problems := shard_format.array_problems(tokens, weights, classes, cu):
-            raise problems[0]
-        images = shard_format.image_suffixes(members)
-        placeholders = _placeholders(folder, tokens, classes)
+        s = shard_reader.load_sample(members, seq_len=folder.seq_len, vocab_size=folder.shardset.vocab_size)
+        images = s.images
+        placeholders = _placeholders(folder, s.tokens, s.classes)
         if len(images) != len(placeholders):
             raise FormatProblem(images[-1] if images else "img000", f"{len(images)} images for "
                                 f"{len(placeholders)} placeholders")
-        extra = {IMAGE_TOKENS: load_array(IMAGE_TOKENS, members[IMAGE_TOKENS])} if IMAGE_TOKENS in members else {}
-        counts = image_token_counts(extra, len(images), folder.fixed_image_tokens) if images else np.zeros(0, np.int32)
+        counts = (image_token_counts(s.per_image, len(images), folder.fixed_image_tokens) if images
+                  else np.zeros(0, np.int32))
     except FormatProblem as exn:
         raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None
-    return Sample(shard=shard, key=key, tokens=tokens, weights=weights, classes=classes, cu_seqlens=cu,
+    return Sample(shard=shard, key=key, tokens=s.tokens, weights=s.weights, classes=s.classes, cu_seqlens=s.cu_seqlens,
                   placeholders=placeholders, image_tokens=counts, images=tuple(members[m] for m in images),
-                  image_members=tuple(f"{key}.{m}" for m in images), meta=meta)
+                  image_members=tuple(f"{key}.{m}" for m in images), meta=s.meta)
 
 
 def _placeholders(folder: Folder, tokens: np.ndarray, classes: np.ndarray) -> np.ndarray:

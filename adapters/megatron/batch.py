@@ -25,7 +25,7 @@ PAD_CLASS = 255
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class PackedSequence:
+class SequenceArrays:
     """One packed sequence as the loader yields it (stored token space; images decoded if requested)."""
 
     shard: str
@@ -45,7 +45,7 @@ class PackedSequence:
         return int(self.tokens.shape[0])
 
     @classmethod
-    def empty(cls) -> PackedSequence:
+    def empty(cls) -> SequenceArrays:
         """A sequence with no tokens: collates to a row of padding (used to complete a last batch)."""
         z = np.zeros(0, dtype=np.int32)
         return cls(
@@ -60,7 +60,7 @@ class PackedSequence:
 
 
 def collate(
-    seqs: Sequence[PackedSequence],
+    seqs: Sequence[SequenceArrays],
     *,
     seq_len: int,
     pad_id: int = 0,
@@ -129,7 +129,7 @@ def collate(
     return batch
 
 
-def _counts(seq: PackedSequence, image_tokens: int | None) -> np.ndarray:
+def _counts(seq: SequenceArrays, image_tokens: int | None) -> np.ndarray:
     """Each image's positions once expanded, int64 [images]."""
     n = int(seq.images_per_doc.sum())
     if seq.image_counts is not None:
@@ -137,7 +137,7 @@ def _counts(seq: PackedSequence, image_tokens: int | None) -> np.ndarray:
     return np.full(n, image_tokens or 1, dtype=np.int64)
 
 
-def _image_extra(seq: PackedSequence, image_tokens: int | None) -> np.ndarray:
+def _image_extra(seq: SequenceArrays, image_tokens: int | None) -> np.ndarray:
     """Per document, the positions its images add beyond their placeholders (0 in token space, i.e. when images
     are not decoded)."""
     if not image_tokens:

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from litdata.shards.atomic import atomic_write
+
 
 def _barrier() -> None:
     if torch.distributed.is_initialized():
@@ -78,9 +80,7 @@ def save(root: str | os.PathLike, *, step: int, model: torch.nn.Module, optimize
         )
     _barrier()
     if rank == 0:
-        tmp = Path(root) / "latest.tmp"
-        tmp.write_text(folder.name)
-        tmp.replace(Path(root) / "latest")
+        atomic_write(Path(root) / "latest", folder.name.encode())
     _barrier()
     return folder
 

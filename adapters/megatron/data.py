@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from adapters.megatron.batch import PackedSequence
+from adapters.megatron.batch import SequenceArrays
 from adapters.megatron.images import ImageSpec, preprocess, preprocess_tiles
 from adapters.megatron.reweigh import Reweigh
-from adapters.megatron.shards import CorruptShardError, RawSequence, ShardInfo, iter_shard, resolve_shards
+from adapters.megatron.shards import CorruptShardError, ShardInfo, ShardSample, ShardSet, iter_shard, resolve_shards
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "litdata-loader-state"
@@ -92,17 +92,16 @@ class PackedShardDataset(IterableDataset):
         if epochs is not None and epochs < 1:
             raise ValueError(f"epochs must be >= 1 or None (forever), got {epochs}")
         self.shardset = resolve_shards(data)
-        if image_spec is not None and image_tokens is None and "image_tokens" not in self.shardset.config:
+        if image_spec is not None and image_tokens is None and self.shardset.manifest is None:
             raise ValueError("image_tokens is needed to expand cu_seqlens: pass it, or read shards with a manifest")
         self._image_tokens = image_tokens
-        self._per_image_counts = self.shardset.config.get("image_token_rule") is not None  # format 2
-        self._tile_rule = self._tiles(self.shardset.config)
+        self._per_image_counts = self.shardset.image_token_rule is not None  # format 2
+        self._tile_rule = self._tiles(self.shardset)
         self.dp_rank, self.dp_size, self.seed, self.shuffle, self.epochs = dp_rank, dp_size, seed, shuffle, epochs
         self.reweigh, self.image_spec, self.skip_corrupt = reweigh, image_spec, skip_corrupt
         self.verify_checksums = verify_checksums
         self.shuffle_buffer = shuffle_buffer if shuffle else 0
-        image_token_id = self.shardset.config.get("image_token_id")
-        self._image_token_id = int(image_token_id) if image_token_id is not None else None
+        self._image_token_id = self.shardset.image_token_id
         self._own_stats = LoadStats()
         self._warned: set[str] = set()  # shards already warned about by this copy (one per worker process)
         self._worker_stats: dict[int, LoadStats] = {}
@@ -119,11 +118,9 @@ class PackedShardDataset(IterableDataset):
         return self._image_tokens or self.shardset.image_tokens
 
     @staticmethod
-    def _tiles(config: Any) -> Any:
+    def _tiles(shardset: ShardSet) -> Any:
         """The compile's tile rule (images are then cut into its tiles), or None."""
-        from litdata.images.tokens import rule_from_config
-
-        rule = rule_from_config(config) if config.get("image_token_rule") else None
+        rule = shardset.image_rule() if shardset.image_token_rule is not None else None
         return rule if rule is not None and rule.tiled else None
 
     @property
@@ -135,7 +132,7 @@ class PackedShardDataset(IterableDataset):
         return self._own_stats.merged(self._worker_stats.values())
 
     # ---- iteration ----------------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[PackedSequence]:
+    def __iter__(self) -> Iterator[SequenceArrays]:
         info = get_worker_info()
         if info is not None:  # inside a plain DataLoader: split, but only build_loader can resume
             for _, seq in self.stream(info.id, info.num_workers, (0, 0)):
@@ -150,7 +147,7 @@ class PackedShardDataset(IterableDataset):
 
     def stream(
         self, worker: int, num_workers: int, start: Position
-    ) -> Iterator[tuple[Position, PackedSequence | None]]:
+    ) -> Iterator[tuple[Position, SequenceArrays | None]]:
         """The sequences of one slot from `start` on, each with the position after it. None marks a
         sequence skipped as corrupt (the position still advances)."""
         epoch, skip = start
@@ -168,13 +165,13 @@ class PackedShardDataset(IterableDataset):
                 )
             epoch, skip = epoch + 1, 0
 
-    def _epoch_raw(self, epoch: int, worker: int, num_workers: int) -> Iterator[RawSequence]:
+    def _epoch_raw(self, epoch: int, worker: int, num_workers: int) -> Iterator[ShardSample]:
         shards = self.shardset.shards
         order = self._shard_order(epoch)
         slots, slot = self.dp_size * num_workers, self.dp_rank * num_workers + worker
         if len(shards) >= slots:
             mine = order[self.dp_rank :: self.dp_size][worker::num_workers]
-            items: Iterator[RawSequence] = itertools.chain.from_iterable(
+            items: Iterator[ShardSample] = itertools.chain.from_iterable(
                 self._read_shard(shards[i], record=True) for i in mine
             )
         else:  # fewer shards than slots: split by sequence; slot 0 alone records skips so none is counted twice
@@ -191,7 +188,7 @@ class PackedShardDataset(IterableDataset):
             return list(range(n))
         return np.random.default_rng([self.seed, epoch]).permutation(n).tolist()
 
-    def _read_shard(self, info: ShardInfo, *, record: bool) -> Iterator[RawSequence]:
+    def _read_shard(self, info: ShardInfo, *, record: bool) -> Iterator[ShardSample]:
         count = 0
         try:
             for raw in iter_shard(info, verify_checksums=self.verify_checksums, image_token_id=self._image_token_id,
@@ -205,7 +202,7 @@ class PackedShardDataset(IterableDataset):
                 lost = info.sequences - count if info.sequences is not None else (0 if exn.member == "<tar>" else 1)
                 self._skipped(exn, shards=1, sequences=max(lost, 0), what="rest of the shard")
 
-    def _finish(self, raw: RawSequence) -> PackedSequence | None:
+    def _finish(self, raw: ShardSample) -> SequenceArrays | None:
         weights = self.reweigh.apply(raw.classes, raw.cu_seqlens) if self.reweigh else raw.weights
         images: tuple[np.ndarray, ...] = ()
         counts, tiles = None, None
@@ -218,7 +215,7 @@ class PackedShardDataset(IterableDataset):
                     raise
                 self._skipped(exn, shards=0, sequences=1, what="sequence")
                 return None
-        return PackedSequence(
+        return SequenceArrays(
             shard=raw.shard,
             key=raw.key,
             tokens=raw.tokens,
@@ -232,22 +229,22 @@ class PackedShardDataset(IterableDataset):
             image_tiles=tiles,
         )
 
-    def _image_counts(self, raw: RawSequence) -> tuple[np.ndarray, np.ndarray | None]:
+    def _image_counts(self, raw: ShardSample) -> tuple[np.ndarray, np.ndarray | None]:
         """Each image's count of positions (KEY.image_tokens.npy; format 1: the fixed count) and tiles."""
-        from litdata.shards.reader import FormatProblem, image_token_counts
+        from litdata.shards.reader import FormatProblem, image_tile_counts, image_token_counts
+        from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS
 
         n = int(raw.images_per_doc.sum())
-        arrays = {k: v for k, v in (("image_tokens.npy", raw.image_counts), ("image_tiles.npy", raw.image_tiles))
-                  if v is not None}
+        arrays = {k: v for k, v in ((IMAGE_TOKENS, raw.image_counts), (IMAGE_TILES, raw.image_tiles)) if v is not None}
         try:
             counts = image_token_counts(arrays, n, None if self._per_image_counts else self.image_tokens)
-            if self._tile_rule is not None and (raw.image_tiles is None or len(raw.image_tiles) != n):
-                raise FormatProblem("image_tiles.npy", f"needs {n} tile counts for rule {self._tile_rule.spec}")
+            rule = self._tile_rule.spec if self._tile_rule is not None else None
+            tiles = image_tile_counts(arrays, n, rule)
         except FormatProblem as p:
             raise CorruptShardError(raw.shard, f"{raw.key}.{p.member}", p.reason) from None
-        return counts, raw.image_tiles if self._tile_rule is not None else None
+        return counts, tiles if self._tile_rule is not None else None
 
-    def _decode_images(self, raw: RawSequence) -> tuple[np.ndarray, ...]:
+    def _decode_images(self, raw: ShardSample) -> tuple[np.ndarray, ...]:
         expected = int(raw.images_per_doc.sum())
         if len(raw.image_bytes) != expected:
             raise CorruptShardError(

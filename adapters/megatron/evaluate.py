@@ -30,6 +30,9 @@ from typing import Any
 
 import torch
 
+from litdata.shards.manifest import Manifest
+from litdata.shards.schema import MANIFEST
+
 TRAIN_ARGS = "train_args.json"  # written by the trainer beside its checkpoints (--save)
 
 
@@ -86,24 +89,25 @@ def candidate_records(questions: Iterable[Question]) -> list[dict]:
     return records
 
 
-def compile_candidates(records: list[dict], train_config: dict, *, image_root: str | None, out: Path) -> Path:
-    """Compile the candidate records as training compiled its data (same tokenizer, template, lengths)."""
+def compile_candidates(records: list[dict], train: Manifest, *, image_root: str | None, out: Path) -> Path:
+    """Compile the candidate records as training compiled its data (same tokenizer, template, lengths); `train`
+    is the training data's manifest."""
     from litdata.cli import main as litdata_main
 
     source = out.parent / "candidates.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    args = [str(source), "--out", str(out), "--tokenizer", train_config["tokenizer"]["path"],
-            "--template", train_config["template"], "--seq-len", str(train_config["seq_len"]),
-            "--image-tokens", str(train_config["image_tokens"]), "--mode", "vit", "--no-mine-templates",
+    args = [str(source), "--out", str(out), "--tokenizer", str(train.tokenizer.get("path")),
+            "--template", str(train.template), "--seq-len", str(train.seq_len),
+            "--image-tokens", str(train.image_tokens), "--mode", "vit", "--no-mine-templates",
             "--no-progress", "--overwrite"]
     if image_root:
         args += ["--image-root", image_root]
     if litdata_main(["compile", *args]) != 0:
         raise RuntimeError(f"compiling the candidates into {out} failed (see the messages above)")
-    manifest = json.loads((out / "manifest.json").read_text())
-    if manifest["counts"].get("rejected"):
+    counts = Manifest.read(out, compiled=True).counts
+    if counts is not None and counts.rejected:
         rejects = (out / "rejects.jsonl").read_text().splitlines()[:3]
-        raise ValueError(f"{manifest['counts']['rejected']} candidate records were rejected, e.g. {rejects}")
+        raise ValueError(f"{counts.rejected} candidate records were rejected, e.g. {rejects}")
     return out
 
 
@@ -174,8 +178,8 @@ def report(questions: Sequence[Question], real: dict[str, float], blank: dict[st
     return res
 
 
-def load_model(checkpoint: str, train_args: dict, *, seed: int) -> tuple[Any, dict]:
-    """The trained model (TP 1, one process) with the checkpoint's weights, and the training data's config."""
+def load_model(checkpoint: str, train_args: dict, *, seed: int) -> tuple[Any, Manifest]:
+    """The trained model (TP 1, one process) with the checkpoint's weights, and the training data's manifest."""
     from adapters.megatron import checkpoint as ckpt
     from adapters.megatron.models import ModelArgs, build_gpt, build_llava
     from adapters.megatron.optimizer import MixedPrecisionAdamW
@@ -184,13 +188,16 @@ def load_model(checkpoint: str, train_args: dict, *, seed: int) -> tuple[Any, di
     from adapters.megatron.train import init_distributed
 
     margs = ModelArgs(**train_args["model"])
-    config = resolve_shards(train_args["data"]).config
+    manifest = resolve_shards(train_args["data"]).manifest
+    if manifest is None:
+        raise ValueError(f"{train_args['data']}: no {MANIFEST}; evaluation compiles its candidates as the training "
+                         "data was compiled, which needs the training data's manifest")
     device, *_ = init_distributed(1, seed)
     vocab = int(train_args["vocab_size"])
     if margs.vision:
         model, state = build_llava(margs, vocab_size=vocab, tp_size=1, on_gpu=device.type == "cuda",
-                                   image_token_index=int(config["image_token_id"]))
-        sm = StepModel(model=model, state=state, image_token_index=int(config["image_token_id"]),
+                                   image_token_index=manifest.image_token_id)
+        sm = StepModel(model=model, state=state, image_token_index=manifest.image_token_id,
                        image_tokens=int(model.img_seq_len))
     else:
         model, state = build_gpt(margs, vocab_size=vocab, tp_size=1, on_gpu=device.type == "cuda")
@@ -199,30 +206,30 @@ def load_model(checkpoint: str, train_args: dict, *, seed: int) -> tuple[Any, di
     # The optimizer is only a target for the checkpoint's optimizer state, which evaluation does not use.
     ckpt.load(checkpoint, model=model, optimizer=MixedPrecisionAdamW(model, lr=0.0))
     model.eval()
-    return sm, config
+    return sm, manifest
 
 
-def candidates_key(questions: Sequence[Question], config: dict, image_root: str | None) -> str:
+def candidates_key(questions: Sequence[Question], train: Manifest, image_root: str | None) -> str:
     """What the compiled candidates depend on: the questions, and the training compile's tokenization options."""
     import hashlib
 
-    used = {k: config[k] for k in ("template", "seq_len", "image_tokens")}
-    used["tokenizer"] = config["tokenizer"]["vocab_hash"]
+    used = {"template": train.template, "seq_len": train.seq_len, "image_tokens": train.image_tokens,
+            "tokenizer": train.tokenizer.get("vocab_hash")}
     blob = json.dumps([[dataclasses.asdict(q) for q in questions], used, image_root], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def evaluate(sm: Any, config: dict, questions: list[Question], *, image_root: str | None, workdir: Path,
+def evaluate(sm: Any, train: Manifest, questions: list[Question], *, image_root: str | None, workdir: Path,
              image_spec: Any) -> dict[str, Any]:
     """Compile the candidates into `workdir/KEY` (reused when it is already there) and score them."""
     from adapters.megatron.data import PackedShardDataset
 
-    out = workdir / candidates_key(questions, config, image_root) / "compiled"
-    if not (out / "manifest.json").is_file():
+    out = workdir / candidates_key(questions, train, image_root) / "compiled"
+    if not (out / MANIFEST).is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        compile_candidates(candidate_records(questions), config, image_root=image_root, out=out)
+        compile_candidates(candidate_records(questions), train, image_root=image_root, out=out)
     dataset = PackedShardDataset(out, shuffle=False, epochs=1, image_spec=image_spec)
-    seq_len = int(config["seq_len"])
+    seq_len = train.seq_len or dataset.shardset.seq_len
     real = score(sm, dataset, seq_len=seq_len, blank=False)
     blank = score(sm, dataset, seq_len=seq_len, blank=True) if image_spec is not None else real
     return report(questions, real, blank)
@@ -253,12 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     train_args = read_train_args(a.checkpoint)
     questions = load_questions(a.data)
-    sm, config = load_model(a.checkpoint, train_args, seed=a.seed)
+    sm, manifest = load_model(a.checkpoint, train_args, seed=a.seed)
     from adapters.megatron.models import ModelArgs
 
     spec = images_for(argparse.Namespace(**train_args["image"]), ModelArgs(**train_args["model"]))
     with tempfile.TemporaryDirectory(prefix="litdata-eval-") as tmp:
-        res = evaluate(sm, config, questions, image_root=a.image_root, workdir=Path(a.cache or tmp), image_spec=spec)
+        res = evaluate(sm, manifest, questions, image_root=a.image_root, workdir=Path(a.cache or tmp), image_spec=spec)
     summary = {k: v for k, v in res.items() if k != "predictions"}
     print(json.dumps(summary), flush=True)
     if a.out:

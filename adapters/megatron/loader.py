@@ -12,7 +12,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from adapters.megatron.batch import PackedSequence, collate
+from adapters.megatron.batch import SequenceArrays, collate
 from adapters.megatron.data import LoadStats, PackedShardDataset, Position
 
 
@@ -33,7 +33,7 @@ class _BatchSource(IterableDataset):
         kwargs: dict[str, Any] = {"seq_len": self.seq_len, "pad_id": ds.pad_id}
         if spec is not None:
             kwargs.update(image_tokens=ds.image_tokens, image_size=spec.size)
-        pending: list[PackedSequence] = []
+        pending: list[SequenceArrays] = []
         position = start
         for position, seq in ds.stream(stream, streams, start):
             if seq is not None:
@@ -42,7 +42,7 @@ class _BatchSource(IterableDataset):
                 yield stream, position, ds._own_stats, collate(pending, **kwargs)
                 pending = []
         if pending:
-            pending += [PackedSequence.empty()] * (self.micro_batch_size - len(pending))
+            pending += [SequenceArrays.empty()] * (self.micro_batch_size - len(pending))
             yield stream, position, ds._own_stats, collate(pending, **kwargs)
         # A last item with no batch: the final stats, and the mark that this stream is done.
         yield stream, (ds.epochs or 0, 0), ds._own_stats, None

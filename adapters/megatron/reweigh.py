@@ -14,6 +14,7 @@ from types import MappingProxyType
 import numpy as np
 
 from litdata.classes import TokenClass, class_weights, parse_weight_overrides, weight_table
+from litdata.weigh import weigh_sequence
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +45,4 @@ class Reweigh:
 
     def apply(self, classes: np.ndarray, cu_seqlens: np.ndarray) -> np.ndarray:
         """float32 weights for one packed sequence."""
-        weights = self.table[classes]
-        weights[cu_seqlens[:-1]] = 0.0
-        return weights
+        return weigh_sequence(classes, cu_seqlens[:-1], self.table)

@@ -18,21 +18,22 @@ Checks, cheapest first:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from litdata import FORMAT_NAME
-from litdata.shards import reader as shard_format
 from litdata.classes import TokenClass
+from litdata.shards import reader as shard_reader
+from litdata.shards.manifest import Manifest, ShardEntry
+from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS, MANIFEST
 
-MANIFEST = "manifest.json"
+if TYPE_CHECKING:
+    from litdata.images.tokens import ImageTokenRule
 
 
 class CorruptShardError(RuntimeError):
@@ -62,7 +63,7 @@ class ShardSet:
     """The shards to read, in manifest (or given) order, and the compiler's effective config."""
 
     shards: tuple[ShardInfo, ...]
-    config: Mapping[str, Any] = field(default_factory=dict)
+    manifest: Manifest | None = None
     manifest_path: str | None = None
     manifest_sha256: str | None = None  # identifies the dataset in a loader state
 
@@ -74,27 +75,42 @@ class ShardSet:
         return "names:" + hashlib.sha256("\n".join(s.name for s in self.shards).encode()).hexdigest()
 
     @property
+    def config(self) -> Mapping[str, Any]:
+        """The compile's settings as its manifest records them ({} without a manifest)."""
+        return self.manifest.config if self.manifest is not None else {}
+
+    @property
     def vocab_size(self) -> int | None:
-        tokenizer = self.config.get("tokenizer")
-        value = tokenizer.get("vocab_size") if isinstance(tokenizer, Mapping) else None
-        return int(value) if value is not None else None
+        return self.manifest.vocab_size if self.manifest is not None else None
 
     @property
     def pad_id(self) -> int:
-        return int(self.config.get("pad_id") or 0)
+        return self.manifest.pad_id if self.manifest is not None else 0
 
     @property
     def image_tokens(self) -> int:
-        return int(self.config.get("image_tokens") or 1)
+        return (self.manifest.image_tokens if self.manifest is not None else None) or 1
+
+    @property
+    def image_token_id(self) -> int | None:
+        return self.manifest.image_token_id if self.manifest is not None else None
+
+    @property
+    def image_token_rule(self) -> str | None:
+        """None without a manifest or in format 1; then samples carry no per-image counts."""
+        return self.manifest.image_token_rule if self.manifest is not None else None
 
     @property
     def seq_len(self) -> int | None:
-        value = self.config.get("seq_len")
-        return int(value) if value is not None else None
+        return self.manifest.seq_len if self.manifest is not None else None
+
+    def image_rule(self) -> ImageTokenRule | None:
+        """The compile's image token rule (None without a manifest)."""
+        return self.manifest.image_rule() if self.manifest is not None else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RawSequence:
+class ShardSample:
     """One packed sequence with its arrays decoded and checked; image bytes are decoded later, if at all."""
 
     shard: str
@@ -112,22 +128,8 @@ class RawSequence:
     image_tiles: np.ndarray | None = None
 
 
-def load_manifest(path: str | os.PathLike) -> dict:
-    with open(path, "rb") as f:
-        manifest = json.load(f)
-    fmt = manifest.get("format", {}) if isinstance(manifest, dict) else {}
-    if fmt.get("name") != FORMAT_NAME:
-        raise ValueError(f"{path}: not a {FORMAT_NAME} manifest (format {fmt!r})")
-    for entry in manifest.get("shards", []):
-        try:
-            shard_format.check_shard_name(entry.get("name") if isinstance(entry, dict) else entry)
-        except shard_format.FormatProblem as p:
-            raise ValueError(f"{path}: shard name {p}") from None
-    return manifest
-
-
-def _manifest_set(manifest_path: Path, shards: tuple[ShardInfo, ...], manifest: dict) -> ShardSet:
-    return ShardSet(shards=shards, config=manifest.get("config", {}), manifest_path=str(manifest_path),
+def _manifest_set(manifest_path: Path, shards: tuple[ShardInfo, ...], manifest: Manifest) -> ShardSet:
+    return ShardSet(shards=shards, manifest=manifest, manifest_path=str(manifest_path),
                     manifest_sha256=hashlib.sha256(manifest_path.read_bytes()).hexdigest())
 
 
@@ -137,8 +139,8 @@ def resolve_shards(data: str | os.PathLike | Sequence[str | os.PathLike]) -> Sha
     if isinstance(data, (str, os.PathLike)) and Path(data).is_dir():
         folder = Path(data)
         if (folder / MANIFEST).is_file():
-            manifest = load_manifest(folder / MANIFEST)
-            shards = tuple(_info(folder / s["name"], s, follow_symlinks=False) for s in manifest.get("shards", []))
+            manifest = Manifest.read(folder / MANIFEST)
+            shards = tuple(_info(folder / s.name, s, follow_symlinks=False) for s in manifest.shards)
             return _manifest_set(folder / MANIFEST, shards, manifest)
         paths = sorted(str(p) for p in folder.glob("*.tar"))
     elif isinstance(data, (str, os.PathLike)):
@@ -155,28 +157,29 @@ def resolve_shards(data: str | os.PathLike | Sequence[str | os.PathLike]) -> Sha
 def _match_manifest(paths: list[str]) -> ShardSet:
     parents = {Path(p).resolve().parent for p in paths}
     if len(parents) == 1 and (manifest_path := next(iter(parents)) / MANIFEST).is_file():
-        manifest = load_manifest(manifest_path)
-        by_name = {s["name"]: s for s in manifest.get("shards", [])}
-        shards = tuple(_info(Path(p), by_name.get(Path(p).name, {})) for p in paths)
+        manifest = Manifest.read(manifest_path)
+        by_name = {s.name: s for s in manifest.shards}
+        shards = tuple(_info(Path(p), by_name.get(Path(p).name)) for p in paths)
         return _manifest_set(manifest_path, shards, manifest)
-    return ShardSet(shards=tuple(_info(Path(p), {}) for p in paths))
+    return ShardSet(shards=tuple(_info(Path(p), None) for p in paths))
 
 
-def _info(path: Path, entry: Mapping[str, Any], *, follow_symlinks: bool = True) -> ShardInfo:
+def _info(path: Path, entry: ShardEntry | None, *, follow_symlinks: bool = True) -> ShardInfo:
+    """`entry`: what the manifest lists for this file (None: not listed, or no manifest)."""
     return ShardInfo(
         path=str(path),
         name=path.name,
-        sha256=entry.get("sha256"),
-        bytes=entry.get("bytes"),
-        sequences=entry.get("sequences"),
+        sha256=entry.sha256 if entry is not None else None,
+        bytes=entry.bytes if entry is not None else None,
+        sequences=entry.sequences if entry is not None else None,
         follow_symlinks=follow_symlinks,
     )
 
 
 def _open(info: ShardInfo) -> IO[bytes]:
     try:
-        return shard_format.open_regular(info.path, follow_symlinks=info.follow_symlinks)
-    except shard_format.FormatProblem as p:
+        return shard_reader.open_regular(info.path, follow_symlinks=info.follow_symlinks)
+    except shard_reader.FormatProblem as p:
         raise CorruptShardError(info.name, "<file>", p.reason) from None
 
 
@@ -190,7 +193,7 @@ def check_file(info: ShardInfo, *, verify_checksums: bool) -> None:
         if info.bytes is not None and st.st_size != info.bytes:
             raise CorruptShardError(info.name, "<file>", f"{st.st_size} bytes, manifest says {info.bytes}")
         if verify_checksums and info.sha256 and (info.path, st.st_size, st.st_mtime_ns) not in _VERIFIED:
-            if shard_format.sha256_of(f) != info.sha256:  # the descriptor checked above, not the path again
+            if shard_reader.sha256_of(f) != info.sha256:  # the descriptor checked above, not the path again
                 raise CorruptShardError(info.name, "<file>", "sha256 differs from the manifest")
             _VERIFIED.add((info.path, st.st_size, st.st_mtime_ns))
         # A tar cut exactly between members still parses; its end-of-archive marker (two zero blocks) is gone.
@@ -206,7 +209,7 @@ def _members(f: IO[bytes], current: list[str], seq_len: int | None) -> Iterator[
     stream = tarfile.open(fileobj=f, mode="r|")
     for info in stream:
         current[0] = info.name
-        shard_format.check_member(info, seq_len)
+        shard_reader.check_member(info, seq_len)
         data = stream.extractfile(info).read()
         stream.members = []  # a stream keeps every header it has read otherwise
         yield info.name, data
@@ -219,7 +222,7 @@ def iter_shard(
     image_token_id: int | None = None,
     seq_len: int | None = None,
     vocab_size: int | None = None,
-) -> Iterator[RawSequence]:
+) -> Iterator[ShardSample]:
     """Yield the checked sequences of one shard (compiled for `seq_len` with a tokenizer of `vocab_size`, where
     known); raise CorruptShardError at the first problem."""
     check_file(info, verify_checksums=verify_checksums)
@@ -227,13 +230,13 @@ def iter_shard(
     count = 0
     with _open(info) as f:
         try:
-            for key, members in shard_format.group_samples(_members(f, current, seq_len)):
+            for key, members in shard_reader.group_samples(_members(f, current, seq_len)):
                 yield decode_sample(info.name, key, members, image_token_id=image_token_id, seq_len=seq_len,
                                     vocab_size=vocab_size)
                 count += 1
         except CorruptShardError:
             raise
-        except shard_format.FormatProblem as exn:  # from grouping: it names the whole member
+        except shard_reader.FormatProblem as exn:  # from grouping: it names the whole member
             raise CorruptShardError(info.name, exn.member, exn.reason) from None
         except (tarfile.TarError, OSError, EOFError, ValueError) as exn:  # cut data: name the member being read
             raise CorruptShardError(info.name, current[0], f"{type(exn).__name__}: {exn}") from None
@@ -249,19 +252,12 @@ def decode_sample(
     image_token_id: int | None = None,
     seq_len: int | None = None,
     vocab_size: int | None = None,
-) -> RawSequence:
-    max_items = (seq_len or shard_format.DEFAULT_MAX_TOKENS) + 1  # cu_seqlens holds n + 1 <= seq_len + 1 items
+) -> ShardSample:
     try:
-        tokens, weights, classes, cu = (
-            shard_format.load_array(s, members.get(s), max_items) for s in shard_format.ARRAYS
-        )
-        meta = shard_format.load_json(members.get("json"))
-        if problems := shard_format.array_problems(tokens, weights, classes, cu, vocab_size=vocab_size):
-            raise problems[0]
-        per_image = {s: shard_format.load_array(s, members[s]) for s in shard_format.IMAGE_ARRAYS if s in members}
-    except shard_format.FormatProblem as exn:
+        sample = shard_reader.load_sample(members, seq_len=seq_len, vocab_size=vocab_size)
+    except shard_reader.FormatProblem as exn:
         raise CorruptShardError(shard, f"{key}.{exn.member}", exn.reason) from None
-    images = shard_format.image_suffixes(members)
+    tokens, classes, cu, images = sample.tokens, sample.classes, sample.cu_seqlens, sample.images
     is_placeholder = tokens == image_token_id if image_token_id is not None else classes == TokenClass.IMAGE
     doc_of = np.searchsorted(cu, np.flatnonzero(is_placeholder), side="right") - 1
     images_per_doc = np.bincount(doc_of, minlength=cu.shape[0] - 1).astype(np.int32)
@@ -269,17 +265,17 @@ def decode_sample(
         raise CorruptShardError(
             shard, f"{key}.{images[-1]}", f"{len(images)} images for {int(images_per_doc.sum())} placeholders"
         )
-    return RawSequence(
+    return ShardSample(
         shard=shard,
         key=key,
         tokens=tokens,
-        weights=weights,
+        weights=sample.weights,
         classes=classes,
         cu_seqlens=cu,
         images_per_doc=images_per_doc,
         image_members=tuple(f"{key}.{m}" for m in images),
         image_bytes=tuple(members[m] for m in images),
-        meta=meta,
-        image_counts=per_image.get("image_tokens.npy"),
-        image_tiles=per_image.get("image_tiles.npy"),
+        meta=sample.meta,
+        image_counts=sample.per_image.get(IMAGE_TOKENS),
+        image_tiles=sample.per_image.get(IMAGE_TILES),
     )

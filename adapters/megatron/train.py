@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -35,6 +35,9 @@ from adapters.megatron.models import (
     preset,
     vision_tokens,
 )
+
+if TYPE_CHECKING:
+    from litdata.images.tokens import ImageTokenRule
 
 OVERRIDES = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "num_query_groups",
              "seq_length", "img_size", "patch_dim", "vit_num_layers", "vit_hidden_size", "vit_num_attention_heads",
@@ -157,13 +160,10 @@ def check_image_tokens(data: str, compiled: int, margs: Any) -> None:
         )
 
 
-def check_image_rule(data: str, config: Any, margs: Any) -> None:
+def check_image_rule(data: str, rule: ImageTokenRule, margs: Any) -> None:
     """LLaVAModel gives image i `num_image_tiles[i] x img_seq_len` embeddings: fixed rules need image_tokens ==
     img_seq_len, tile rules per_tile == img_seq_len (the loader cuts the tiles and passes their count); other
     per-image counts (processor rules such as llava_next or qwen2_vl) cannot be expressed that way."""
-    from litdata.images.tokens import rule_from_config
-
-    rule = rule_from_config(config)
     if rule.fixed is not None:  # fixed:N, or a processor whose count is the same for every image (llava)
         check_image_tokens(data, rule.fixed, margs)
     elif rule.tiled:
@@ -195,9 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.seq_length is None and shardset.seq_len is not None:
         margs = dataclasses.replace(margs, seq_length=shardset.seq_len)
     if margs.vision:
-        if shardset.config.get("image_token_id") is None:
+        rule = shardset.image_rule()
+        if shardset.image_token_id is None or rule is None:
             raise ValueError(f"{a.data}: the manifest names no image_token_id; llava needs one")
-        check_image_rule(a.data, shardset.config, margs)
+        check_image_rule(a.data, rule, margs)
     device, dp_group, dp_rank, dp_size = init_distributed(tp, a.seed)
     accumulate = 1
     if a.global_batch_size:
@@ -209,13 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     image_spec = images_for(a, margs)
     dataset = PackedShardDataset(a.data, dp_rank=dp_rank, dp_size=dp_size, seed=a.seed, epochs=None,
                                  reweigh=reweigh, image_spec=image_spec, skip_corrupt=a.skip_corrupt)
-    cfg = dataset.shardset.config
-    vocab = a.vocab_size or (cfg.get("tokenizer") or {}).get("vocab_size")
+    vocab = a.vocab_size or dataset.shardset.vocab_size
     if not vocab:
         raise ValueError(f"{a.data}: no tokenizer vocab_size in a manifest; pass --vocab-size")
     on_gpu = device.type == "cuda"
     if margs.vision:
-        image_token_index = cfg["image_token_id"]
+        image_token_index = dataset.shardset.image_token_id
         model, state = build_llava(margs, vocab_size=int(vocab), tp_size=tp, on_gpu=on_gpu,
                                    image_token_index=int(image_token_index))
         sm_kw = {"image_token_index": int(image_token_index), "image_tokens": int(model.img_seq_len)}

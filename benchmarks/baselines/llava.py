@@ -4,7 +4,7 @@
 `conv_vicuna_v1` template (SeparatorStyle.TWO, sep " ", sep2 "</s>"), including its correction for non-legacy
 LLaMA tokenizers (`if i != 0 and not tokenizer.legacy and IS_TOKENIZER_GREATER_THAN_0_14`). Every tokenization
 is the tokenizer's own `__call__` (`tokenizer(text).input_ids`, BOS included), as in LLaVA. This port is the
-reference litdata's `vicuna_v1` is tested against (tests/test_real_tokenizers.py), and the benchmark's baseline.
+reference litdata's `vicuna_v1` is tested against (tests/tokenize/test_real_tokenizers.py), and the benchmark's baseline.
 
 LLaVA loads LLaMA tokenizers, which add BOS. The bundled demo tokenizer does not, so the benchmark wraps it in
 `WithBos`, which makes its `__call__` add BOS the way LLaMA's does; real LLaMA tokenizers are used unwrapped.

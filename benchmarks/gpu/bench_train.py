@@ -31,6 +31,7 @@ from adapters.megatron.optimizer import MixedPrecisionAdamW  # noqa: E402
 from adapters.megatron.reweigh import Reweigh  # noqa: E402
 from adapters.megatron.step import StepModel, to_device, train_step  # noqa: E402
 from adapters.megatron.train import init_distributed, model_flops_per_token  # noqa: E402
+from litdata.shards.manifest import Manifest
 from tests.megatron_utils import write_synthetic_shards  # noqa: E402
 
 VOCAB = 32000
@@ -91,7 +92,7 @@ def main() -> int:
     n_batches = a.warmup + a.steps
     if a.data:
         data = a.data
-        vocab = json.loads((Path(data) / "manifest.json").read_text())["config"]["tokenizer"]["vocab_size"]
+        vocab = Manifest.read(data).vocab_size
     else:
         vocab = VOCAB if a.model == "1b" else 200
         data = tempfile.mkdtemp()

@@ -26,6 +26,7 @@ from adapters.megatron.models import build_gpt, count_parameters, preset  # noqa
 from adapters.megatron.optimizer import MixedPrecisionAdamW  # noqa: E402
 from adapters.megatron.step import StepModel, to_device, train_step  # noqa: E402
 from adapters.megatron.train import init_distributed, model_flops_per_token  # noqa: E402
+from litdata.shards.manifest import Manifest
 
 
 def main() -> int:
@@ -42,7 +43,7 @@ def main() -> int:
     device, *_ = init_distributed(1, 1234)
     margs = preset(a.model, seq_length=a.seq_length)
     S = margs.seq_length
-    vocab = json.loads((Path(a.data) / "manifest.json").read_text())["config"]["tokenizer"]["vocab_size"]
+    vocab = Manifest.read(a.data).vocab_size
     model, state = build_gpt(margs, vocab_size=vocab, tp_size=1, on_gpu=device.type == "cuda")
     model.to(device)
     sm = StepModel(model=model, state=state)

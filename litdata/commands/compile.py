@@ -10,8 +10,15 @@ from pathlib import Path
 
 from litdata.classes import MODES, parse_weight_overrides
 from litdata.cli import UsageError
+from litdata.commands import choices_help
+from litdata.config import (
+    OVERFLOW_POLICIES,
+    PACKING_ALGORITHMS,
+    CompileConfig,
+    ReadLimits,
+    default_of,
+)
 from litdata.fsio import is_url
-from litdata.pack.packer import PACKING_ALGORITHMS
 
 # Applied to the stripped text: two \s* around an optional unit made "1" + spaces + "x" quadratic.
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)", re.I)
@@ -40,6 +47,14 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
+def format_size(n: int) -> str:
+    """A byte count as help texts write it: 268435456 -> 256MiB (the largest binary unit that divides it)."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if n % _UNITS[unit.lower()] == 0:
+            return f"{n // int(_UNITS[unit.lower()])}{unit}"
+    return f"{n}B"
+
+
 def positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -54,35 +69,48 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `compile` and `demo`."""
     from litdata.render import TEMPLATE_NAMES
 
+    def default(name: str):  # CompileConfig's (litdata/config.py): no default is written here
+        return default_of(CompileConfig, name)
+
     p.add_argument("--out", type=_out_path, help="output folder for shards and manifest (or an fsspec URL, s3://...)")
-    p.add_argument("--template", default="vicuna_v1", choices=TEMPLATE_NAMES, help="chat template (default vicuna_v1)")
-    p.add_argument("--seq-len", type=positive_int, default=2048, help="packed sequence length, images expanded")
-    p.add_argument("--image-tokens", default="576", metavar="RULE",
-                   help="positions each image takes in the model: N or fixed:N (576 for CLIP ViT-L/14 at 336px), "
+    p.add_argument("--template", default=default("template"), choices=TEMPLATE_NAMES,
+                   help=f"chat template (default {default('template')})")
+    p.add_argument("--seq-len", type=positive_int, default=default("seq_len"),
+                   help="packed sequence length, images expanded")
+    p.add_argument("--image-tokens", default=str(default("image_tokens")), metavar="RULE",
+                   help=f"positions each image takes in the model: N or fixed:N ({default('image_tokens')} for CLIP "
+                        "ViT-L/14 at 336px), "
                         "tiles:tile=448,max=12,min=1,thumbnail=1,per_tile=256 (InternVL/Megatron tiling), or "
                         "processor:DIR (a local Hugging Face processor: llava, llava_next, qwen2_vl, qwen2_5_vl)")
-    p.add_argument("--mode", choices=MODES, default="lit", help="lit: instruction + response get loss; vit: response")
+    p.add_argument("--mode", choices=MODES, default=default("mode"),
+                   help="lit: instruction + response get loss; vit: response")
     p.add_argument("--weight", action="append", metavar="CLASS=W", help="per-class loss weight, e.g. instruction=0.5")
-    p.add_argument("--overflow", choices=("drop", "truncate"), default="drop",
+    p.add_argument("--overflow", choices=OVERFLOW_POLICIES, default=default("overflow"),
                    help="documents longer than --seq-len: reject (too_long) or keep the prefix that fits")
-    p.add_argument("--workers", type=positive_int, default=1, help="encoding processes")
-    p.add_argument("--seed", type=int, default=0, help="packing order seed")
+    p.add_argument("--workers", type=positive_int, default=default("workers"), help="encoding processes")
+    p.add_argument("--seed", type=int, default=default("seed"), help="packing order seed")
     p.add_argument("--overwrite", action="store_true", help="replace a previous compile with other options in --out")
-    p.add_argument("--max-shard-bytes", type=parse_size, default=parse_size("256MiB"),
-                   help="start a new shard before this size (e.g. 512MB, 1GiB; default 256MiB)")
-    p.add_argument("--max-shard-sequences", type=positive_int, default=10_000, help="packed sequences per shard")
-    p.add_argument("--max-pixels", type=positive_int, default=40_000_000, help="reject larger images (bombs)")
-    p.add_argument("--max-image-bytes", type=parse_size, default=parse_size("64MiB"),
-                   help="reject larger image files, checked before reading them (default 64MiB; never more than "
-                        "--max-shard-bytes)")
-    p.add_argument("--max-turns", type=positive_int, default=512, help="reject records with more turns")
-    p.add_argument("--max-turn-chars", type=positive_int, default=200_000, help="reject records with a longer turn")
-    p.add_argument("--batch-size", type=positive_int, default=256, help="records per encoding batch")
-    p.add_argument("--pack-window", type=positive_int, default=8192,
+    p.add_argument("--max-shard-bytes", type=parse_size, default=default("max_shard_bytes"),
+                   help=f"start a new shard before this size (e.g. 512MB, 1GiB; default "
+                        f"{format_size(default('max_shard_bytes'))})")
+    p.add_argument("--max-shard-sequences", type=positive_int, default=default("max_shard_sequences"),
+                   help="packed sequences per shard")
+    p.add_argument("--max-pixels", type=positive_int, default=default("max_pixels"),
+                   help="reject larger images (bombs)")
+    p.add_argument("--max-image-bytes", type=parse_size, default=default("max_image_bytes"),
+                   help=f"reject larger image files, checked before reading them (default "
+                        f"{format_size(default('max_image_bytes'))}; never more than --max-shard-bytes)")
+    p.add_argument("--max-turns", type=positive_int, default=default_of(ReadLimits, "max_turns"),
+                   help="reject records with more turns")
+    p.add_argument("--max-turn-chars", type=positive_int, default=default_of(ReadLimits, "max_turn_chars"),
+                   help="reject records with a longer turn")
+    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"), help="records per encoding batch")
+    p.add_argument("--pack-window", type=positive_int, default=default("pack_window"),
                    help="documents per packing window (held in memory; --packing lp runs faster with larger ones)")
-    p.add_argument("--packing", choices=PACKING_ALGORITHMS, default="fill",
-                   help="fill: subset-sum fill (default); best-fit: best-fit decreasing, fastest; lp: rounds the "
-                        "cutting-stock LP, the tightest (needs scipy: pip install 'litdata-lit[lp]')")
+    p.add_argument("--packing", choices=PACKING_ALGORITHMS, default=default("packing"),
+                   help=choices_help({"fill": "subset-sum fill", "best-fit": "best-fit decreasing, fastest",
+                                      "lp": "rounds the cutting-stock LP, the tightest (needs scipy: pip install "
+                                            "'litdata-lit[lp]')"}, default("packing")))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Distributed compile (litdata/engines/): same bytes as the local engine, see README "Compiling with Ray".
     p.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -90,9 +118,10 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --engine ray: an existing cluster (host:port of `ray start --head`, or 'auto'); "
                         "default: a local Ray instance with --workers CPUs")
-    p.add_argument("--partition-size", type=parse_size, default=parse_size("64MiB"), metavar="SIZE",
-                   help="with --engine ray: bytes of input per task (JSONL byte ranges, Parquet row groups; a JSON "
-                        "array is one task); does not change the output")
+    # None: RayEngine's own default (engines/partitions.py), which this parser does not import (pyarrow).
+    p.add_argument("--partition-size", type=parse_size, default=None, metavar="SIZE",
+                   help="with --engine ray: bytes of input per task (JSONL byte ranges, Parquet row groups, runs of "
+                        "JSON array elements); does not change the output")
     from litdata.commands.span_options import add_harmful_arguments, add_mining_arguments
 
     add_mining_arguments(p)
@@ -106,10 +135,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_encoding_arguments(p)
 
 
-def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image_root: str | None):
+def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image_root: str | None) -> CompileConfig:
     from litdata.commands.span_options import harmful_settings_from_args, mining_settings_from_args
-    from litdata.pipeline import CompileConfig
-    from litdata.read import ReadLimits
 
     if args.out is None:
         raise UsageError("--out DIR is required")
@@ -142,7 +169,6 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
             mining=mining, harmful=harmful, batch_size=args.batch_size, pack_window=args.pack_window, packing=args.packing,
             progress=not args.no_progress and sys.stderr.isatty(),
         )
-        cfg.weights  # validates the overrides against the mode
     except ValueError as e:
         raise UsageError(str(e)) from None
     if rule.fixed is not None and rule.fixed > args.seq_len:
@@ -150,7 +176,7 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
     return cfg
 
 
-def engine_from_args(args: argparse.Namespace, cfg):
+def engine_from_args(args: argparse.Namespace, cfg: CompileConfig):
     """None for the local engine; a RayEngine for --engine ray (Ray is imported only when it runs)."""
     if getattr(args, "engine", "local") != "ray":
         if getattr(args, "ray_address", None):
@@ -158,11 +184,11 @@ def engine_from_args(args: argparse.Namespace, cfg):
         return None
     from litdata.engines.ray_engine import RayEngine
 
-    return RayEngine(address=args.ray_address, workers=cfg.workers, partition_bytes=args.partition_size,
-                     progress=cfg.progress)
+    size = {} if args.partition_size is None else {"partition_bytes": args.partition_size}
+    return RayEngine(address=args.ray_address, workers=cfg.workers, progress=cfg.progress, **size)
 
 
-def execute(cfg, engine=None) -> int:
+def execute(cfg: CompileConfig, engine=None) -> int:
     from litdata.engines import EngineError
     from litdata.images.file import ImageChangedError
     from litdata.output.folder import OutputError

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from litdata.demo import DEMO_IMAGE_ROOT, DEMO_SOURCES, DEMO_TOKENIZER_DIR
 
-    # Rerunning the demo replaces an earlier demo; OutputDir still deletes only files a litdata run recorded
+    # Rerunning the demo replaces an earlier demo; OutputWriter still deletes only files a litdata run recorded
     # and refuses a folder holding other files at litdata's output names.
     args.overwrite = True
     cfg = config_from_args(args, sources=[str(s) for s in DEMO_SOURCES], tokenizer=str(DEMO_TOKENIZER_DIR),

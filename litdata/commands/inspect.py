@@ -25,13 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from litdata.inspect.reader import InspectError, OutputFolder
+    from litdata.inspect.reader import CompiledFolder, InspectError
     from litdata.terminal_text import visible
 
     if args.sequences < 0 or args.samples < 0:
         raise UsageError("--sequences and --samples must be >= 0")
     try:
-        folder = OutputFolder.open(args.dir)
+        folder = CompiledFolder.open(args.dir)
         if args.html is not None:
             from litdata.inspect.html import write_report
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from litdata.commands import choices_help
+from litdata.config import HARMFUL_POLICIES, HarmfulSettings, MiningSettings, default_of
 from litdata.spans.harmful import DEFAULT_LEXICON, read_lexicon, resolve_label
 from litdata.spans.sentences import SentenceSplitter
-from litdata.spans.settings import (
-    DEFAULT_MIN_COUNT,
-    DEFAULT_MIN_FRAC,
-    HARMFUL_POLICIES,
-    HarmfulSettings,
-    MiningSettings,
-)
 from litdata.spans.shapes import sentence_shape
 
 
 def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
+    min_frac, min_count = default_of(MiningSettings, "min_frac"), default_of(MiningSettings, "min_count")
     g = parser.add_argument_group("task-template mining")
     g.add_argument(
         "--task-templates",
@@ -30,21 +26,21 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
         "--template-min-frac",
         metavar="F",
         type=float,
-        default=DEFAULT_MIN_FRAC,
-        help=f"a template appears in at least this fraction of the records (default {DEFAULT_MIN_FRAC})",
+        default=min_frac,
+        help=f"a template appears in at least this fraction of the records (default {min_frac})",
     )
     g.add_argument(
         "--template-min-count",
         metavar="N",
         type=int,
-        default=DEFAULT_MIN_COUNT,
-        help=f"... and in at least this many records (default {DEFAULT_MIN_COUNT})",
+        default=min_count,
+        help=f"... and in at least this many records (default {min_count})",
     )
     g.add_argument(
         "--template-top-k",
         metavar="K",
         type=int,
-        default=None,
+        default=default_of(MiningSettings, "top_k"),
         help="also mark the K most frequent sentence shapes (still subject to --template-min-count)",
     )
     g.add_argument(
@@ -53,6 +49,7 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_harmful_arguments(parser: argparse.ArgumentParser) -> None:
+    threshold, policy = default_of(HarmfulSettings, "threshold"), default_of(HarmfulSettings, "policy")
     g = parser.add_argument_group("harmful spans")
     g.add_argument(
         "--harmful-lexicon",
@@ -71,8 +68,8 @@ def add_harmful_arguments(parser: argparse.ArgumentParser) -> None:
         "--harmful-threshold",
         metavar="F",
         type=float,
-        default=0.5,
-        help="model score at or above which a sentence is harmful (default 0.5)",
+        default=threshold,
+        help=f"model score at or above which a sentence is harmful (default {threshold})",
     )
     g.add_argument(
         "--harmful-label",
@@ -82,8 +79,8 @@ def add_harmful_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--harmful",
         metavar="POLICY",
-        default="mask",
-        help="mask: harmful sentences get weight 0 (default); drop: reject the record",
+        default=policy,
+        help=choices_help({"mask": "harmful sentences get weight 0", "drop": "reject the record"}, policy),
     )
 
 

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from litdata.spans.mining import mine_templates
-    from litdata.cli import UsageError
+    from litdata.cli import CommandFailed, UsageError
     from litdata.read import read_sources, source_format  # lazy: the reader is heavier than option parsing
     from litdata.records import Conversation, Reject
     from litdata.terminal_text import visible
@@ -72,24 +72,17 @@ def run(args: argparse.Namespace) -> int:
         _write_table(table, args.out)
         print(f"wrote {visible(args.out)} (sha256 {table.sha256()})")
     if table.n_records == 0 and settings.enabled:
-        err.print("litdata templates: no usable records", markup=False, highlight=False)
-        return 1
+        raise CommandFailed("no usable records")
     return 0
 
 
 def _write_table(table, out: str) -> None:
     """Write through a temporary file, so that a failed write leaves neither a partial table nor the temporary."""
-    import contextlib
-    import os
-
     from litdata.cli import UsageError
+    from litdata.shards.atomic import atomic_file
 
-    final = Path(out)
-    tmp = final.with_name(f".{final.name}.tmp")
     try:
-        table.write_parquet(tmp)
-        os.replace(tmp, final)
+        with atomic_file(out) as tmp:
+            table.write_parquet(tmp)
     except OSError as e:
-        with contextlib.suppress(OSError):  # e.g. its folder is a file: there is no temporary to remove
-            tmp.unlink()
         raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None

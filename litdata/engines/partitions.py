@@ -5,7 +5,10 @@ the work and its results are the same on a laptop and on a cluster:
 - JSON Lines: byte ranges of `partition_bytes`; a range owns the lines that *start* inside it (a line that
   runs past the range's end is read whole by the range it starts in, the next range skips its tail);
 - Parquet: runs of consecutive row groups, a new run once the previous reaches `partition_bytes`;
-- a JSON array: the whole file (it has no line structure to cut at; see README, "Compiling with Ray").
+- a JSON array: runs of elements, cut through an offset index (`index_arrays`: one streaming pass over the
+  file, as the local reader reads it) at the first element that starts `partition_bytes` or more after the
+  previous cut. Each cut holds the reader's state there, so a partition reads on exactly as one reader over
+  the whole file would, also after a broken element was resynchronised (litdata/read/jsonarray.py).
 Read in partition order, the records come out exactly as `read_sources` gives them: the same items, the
 same provenance indices and the same reject messages, because each partition reader is the local reader
 started at the partition's first record.
@@ -13,14 +16,14 @@ started at the partition's first record.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
 from litdata import fsio
-from litdata.read.jsonarray import iter_json_array
+from litdata.config import ReadLimits
+from litdata.read.jsonarray import JsonArrayCut, index_json_array, iter_json_array_piece
 from litdata.read.jsonl import iter_jsonl
-from litdata.read.limits import ReadLimits
 from litdata.read.parquet import iter_parquet
 from litdata.read.sources import SourceError, opened_parquet, record_item, source_format
 from litdata.records import Conversation, Reject
@@ -33,22 +36,52 @@ class Partition:
     number: int  # position in the job: results are consumed in this order
     source: str  # the input as the user gave it (provenance names it)
     fmt: str  # "json" | "jsonl" | "parquet"
-    start: int  # jsonl: first byte; parquet: first row group; json: 0
-    stop: int  # jsonl: end byte (exclusive); parquet: end row group (exclusive); json: 0
+    start: int  # jsonl: first byte; parquet: first row group; json: first element
+    stop: int  # jsonl: end byte (exclusive); parquet: end row group (exclusive); json: end element or -1 (the end)
+    cut: JsonArrayCut | None = None  # json: the reader's state at element `start` (None: the file's start)
 
     def describe(self) -> str:
-        unit = {"jsonl": "bytes", "parquet": "row groups"}.get(self.fmt)
-        return f"{self.source} [{unit} {self.start}:{self.stop}]" if unit else self.source
+        unit = {"jsonl": "bytes", "parquet": "row groups", "json": "elements"}[self.fmt]
+        return f"{self.source} [{unit} {self.start}:{'end' if self.stop < 0 else self.stop}]"
 
 
-def plan_partitions(sources: Sequence[str], partition_bytes: int = DEFAULT_PARTITION_BYTES) -> list[Partition]:
+ArrayIndex = Callable[[Sequence[str], int, ReadLimits], Mapping[str, list[JsonArrayCut]]]
+
+
+def index_arrays(arrays: Sequence[str], partition_bytes: int, limits: ReadLimits) -> dict[str, list[JsonArrayCut]]:
+    """The cuts of each JSON array, read here one after another (the Ray engine runs `index_array` as tasks)."""
+    return {source: index_array(source, partition_bytes, limits) for source in arrays}
+
+
+def index_array(source: str, partition_bytes: int, limits: ReadLimits) -> list[JsonArrayCut]:
+    """One pass over a JSON array: where its partitions start. Depends on the file, the partition size and
+    max_record_bytes (which decides where an oversized element ends), never on the cluster."""
+    try:
+        with fsio.open_binary(source) as f:
+            return index_json_array(f, max_record_bytes=limits.max_record_bytes, every_bytes=partition_bytes)
+    except OSError as e:
+        raise SourceError(f"{source}: reading failed: {e}") from None
+
+
+def plan_partitions(sources: Sequence[str], partition_bytes: int = DEFAULT_PARTITION_BYTES,
+                    limits: ReadLimits | None = None, index: ArrayIndex = index_arrays) -> list[Partition]:
     """Every input cut into partitions, in input order. Raises SourceError for an unreadable input, before any
-    work starts (as `read_sources` does)."""
+    work starts (as `read_sources` does). `index` finds the cuts of the JSON arrays among the inputs."""
+    limits = limits or ReadLimits()
     if partition_bytes < 1:
         raise ValueError(f"partition_bytes must be >= 1, got {partition_bytes}")
+    formats = [(source, source_format(source)) for source in sources]
+    arrays = list(dict.fromkeys(source for source, fmt in formats if fmt == "json"))
+    array_cuts = index(arrays, partition_bytes, limits) if arrays else {}
     parts: list[Partition] = []
-    for source in sources:
-        fmt = source_format(source)
+    for source, fmt in formats:
+        if fmt == "json":
+            cuts = array_cuts[source]
+            starts, stops = [None, *cuts], [c.index for c in cuts] + [-1]
+            for cut, stop in zip(starts, stops):
+                parts.append(Partition(number=len(parts), source=source, fmt=fmt, start=cut.index if cut else 0,
+                                       stop=stop, cut=cut))
+            continue
         for start, stop in _cuts(source, fmt, partition_bytes):
             parts.append(Partition(number=len(parts), source=source, fmt=fmt, start=start, stop=stop))
     return parts
@@ -70,7 +103,7 @@ def _cuts(source: str, fmt: str, partition_bytes: int) -> list[tuple[int, int]]:
         if first < len(sizes) or not cuts:
             cuts.append((first, len(sizes)))
         return cuts
-    return [(0, 0)]
+    raise ValueError(f"no byte or row group cuts for format {fmt!r}")
 
 
 class PartitionReader:
@@ -99,8 +132,9 @@ class PartitionReader:
             return
         with fsio.open_binary(part.source) as f:
             if part.fmt == "json":
-                for index, value in iter_json_array(f, max_record_bytes=max_bytes):
-                    self.lines = index + 1
+                stop = None if part.stop < 0 else part.stop
+                for index, value in iter_json_array_piece(f, part.cut, stop, max_record_bytes=max_bytes):
+                    self.lines += 1
                     yield index, value
                 return
             lines = _LineRange(f, part.start, part.stop)

@@ -10,7 +10,9 @@ pipelines and names webdataset files by uuid; litdata needs its own partitions, 
 are a few tasks and an ordered gather in Ray Core.
 
 Faults: each task is a pure function of its arguments and is retried by Ray (`max_retries`) when its worker
-process or node dies, so a retried partition gives the same result and the output stays byte-identical.
+process or node dies, so a retried partition gives the same result and the output stays byte-identical. The
+driver keeps each partition's results in the output folder as they arrive (`store.py`), so a driver that dies
+is rerun with the same command and skips the partitions it had; they are removed once the compile succeeds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from litdata.engines import EngineError
-from litdata.engines.partitions import DEFAULT_PARTITION_BYTES, Partition, plan_partitions
+from litdata.engines.partitions import DEFAULT_PARTITION_BYTES, Partition, index_array, plan_partitions
+from litdata.engines.store import WORK_DIR, PartitionStore
 from litdata.engines.tasks import Counted, count_partition, encode_partition
 from litdata.read.sources import SourceError
 
@@ -46,13 +49,31 @@ class RayEngine:
         self._bar: Any = None
         self._records_done = 0
         self._t0 = 0.0
+        self._out: Any = None  # the OutputWriter of the compile, once keep_partitions was called
+        self._store: PartitionStore | None = None
+        # JSON arrays indexed ("index") and partitions per pass ("count", "encode"): taken from the store, and
+        # run as tasks.
+        self.reused = {"index": 0, "count": 0, "encode": 0}
+        self.computed = {"index": 0, "count": 0, "encode": 0}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def __enter__(self) -> RayEngine:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        from litdata.images.file import ImageChangedError
+
+        # Kept partitions serve only a rerun of a failed compile. Not after an image changed: their documents
+        # name the old image's sha256, so the rerun must encode again.
+        if self._out is not None and (exc_type is None or issubclass(exc_type, ImageChangedError)):
+            self._out.release(WORK_DIR)
         self.close()
+
+    def keep_partitions(self, out, run_key: str) -> None:
+        """Keep completed partitions in the output folder `out` (an OutputWriter prepared for `run_key`), and reuse
+        those an earlier run of the same job left there."""
+        out.claim(WORK_DIR)  # recorded before it exists, so that --overwrite or another job's run removes it
+        self._out, self._store = out, PartitionStore(out.path / WORK_DIR, run_key)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -94,7 +115,7 @@ class RayEngine:
         from litdata.spans.table import TemplateTable
 
         ray = self._connect()
-        self._parts = plan_partitions(sources, self.partition_bytes)
+        self._parts = plan_partitions(sources, self.partition_bytes, limits, index=self._index_arrays)
         self._start_bar()
         count = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(count_partition)
         counter = ShapeCounter()
@@ -109,7 +130,7 @@ class RayEngine:
         def submit(i: int):
             return count.remote(self._parts[i], 0 if self._parts[i].start == 0 else 1, limits, mining)
 
-        for part, got in zip(self._parts, self._ordered(submit, len(self._parts))):
+        for part, got in zip(self._parts, self._ordered(submit, len(self._parts), "count")):
             got: Counted
             first_index.append(0 if part.start == 0 else next_line)  # a file's partitions are consecutive
             next_line = first_index[-1] + got.lines
@@ -123,8 +144,8 @@ class RayEngine:
         n_records = conversations if mining.enabled else 0  # the local pass does not read when mining is off
         return TemplateTable.build(counter.result(), n_records=n_records, settings=mining), records
 
-    def encoded(self, limits, spec, batch_size: int) -> Iterator[tuple[list, list]]:
-        """Pass 2: the local engine's (items, harmful hits) batches, in input order."""
+    def encoded(self, limits, spec, batch_size: int) -> Iterator[list]:
+        """Pass 2: the local engine's batches of encoded items (Document or Reject), in input order."""
         import ray
 
         encode = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(encode_partition)
@@ -133,25 +154,65 @@ class RayEngine:
         def submit(i: int):
             return encode.remote(self._parts[i], self._first_index[i], limits, spec_ref, batch_size)
 
-        for batches in self._ordered(submit, len(self._parts)):
-            self._advance(sum(len(items) for items, _ in batches))
+        for batches in self._ordered(submit, len(self._parts), "encode"):
+            self._advance(sum(len(items) for items in batches))
             yield from batches
 
-    # -- scheduling --------------------------------------------------------------------------------------------
-    def _ordered(self, submit: Callable[[int], Any], n: int) -> Iterator[Any]:
-        """Results of tasks 0..n-1 in order, with `workers` running at once and at most 2 x `workers`
-        submitted but not yet handed to the caller."""
+    def _index_arrays(self, arrays, partition_bytes: int, limits) -> dict:
+        """The offset index of each JSON array, one task per file, all at once (each is one pass over its file)."""
         import ray
 
+        store = self._store
+        cuts = {source: store.load_index(source, partition_bytes) for source in arrays} if store else {}
+        todo = [source for source in arrays if cuts.get(source) is None]
+        index = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(index_array)
+        refs = [index.remote(source, partition_bytes, limits) for source in todo]
+        for source, ref in zip(todo, refs):
+            cuts[source] = self._get(ray, ref, source)
+            if store is not None:
+                store.save_index(source, partition_bytes, cuts[source])
+        self.reused["index"] += len(arrays) - len(todo)
+        self.computed["index"] += len(todo)
+        return cuts
+
+    # -- scheduling --------------------------------------------------------------------------------------------
+    def _ordered(self, submit: Callable[[int], Any], n: int, kind: str) -> Iterator[Any]:
+        """Results of pass `kind` for partitions 0..n-1 in order: from the store where an earlier run kept them,
+        else from tasks, with `workers` running at once and at most 2 x `workers` submitted but not yet handed
+        to the caller. Each task's result is stored before it is handed on."""
+        import ray
+
+        store = self._store
+        stored = {i for i in range(n) if store is not None and store.has(kind, self._parts[i])}
+        if store is not None:
+            load, save = ((store.load_counted, store.save_counted) if kind == "count"
+                          else (store.load_encoded, store.save_encoded))
         running: dict[Any, int] = {}
         finished: dict[int, Any] = {}
         submitted = handed = 0
         while handed < n:
-            while submitted < n and len(running) < self.workers and submitted - handed < 2 * self.workers:
-                running[submit(submitted)] = submitted
+            while submitted < n and (submitted in stored or (len(running) < self.workers
+                                                             and submitted - handed < 2 * self.workers)):
+                if submitted not in stored:
+                    running[submit(submitted)] = submitted
+                    self.computed[kind] += 1
                 submitted += 1
+            if handed in stored:
+                got = load(self._parts[handed])
+                stored.discard(handed)
+                if got is None:  # cut short by the kill, or altered since: computed again
+                    running[submit(handed)] = handed
+                    self.computed[kind] += 1
+                    continue
+                self.reused[kind] += 1
+                yield got
+                handed += 1
+                continue
             if handed in finished:
-                yield self._get(ray, finished.pop(handed), self._parts[handed])
+                got = self._get(ray, finished.pop(handed), self._parts[handed])
+                if store is not None:
+                    save(self._parts[handed], got)
+                yield got
                 handed += 1
                 continue
             ready, _ = ray.wait(list(running), num_returns=1)
@@ -159,17 +220,17 @@ class RayEngine:
                 finished[running.pop(ref)] = ref
 
     @staticmethod
-    def _get(ray, ref, part: Partition) -> Any:
+    def _get(ray, ref, part: Partition | str) -> Any:
+        what = f"partition {part.describe()}" if isinstance(part, Partition) else f"indexing {part}"
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)
             if isinstance(cause, SourceError):
                 raise SourceError(str(cause)) from None
-            raise EngineError(f"partition {part.describe()} failed: {type(cause).__name__}: {cause}") from None
+            raise EngineError(f"{what} failed: {type(cause).__name__}: {cause}") from None
         except ray.exceptions.RayError as e:  # worker or node lost more often than max_retries, ...
-            raise EngineError(f"partition {part.describe()} failed after {MAX_RETRIES} retries: "
-                              f"{str(e).splitlines()[0]}") from None
+            raise EngineError(f"{what} failed after {MAX_RETRIES} retries: {str(e).splitlines()[0]}") from None
 
     # -- progress: one bar over both passes ----------------------------------------------------------------
     def _start_bar(self) -> None:

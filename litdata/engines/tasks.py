@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from litdata.config import ReadLimits
 from litdata.engines.partitions import Partition, PartitionReader
-from litdata.read.limits import ReadLimits
 from litdata.records import Conversation
 
 
@@ -79,8 +79,8 @@ def _encoder(spec):
     return _ENCODER[1]
 
 
-def encode_partition(part: Partition, first_index: int, limits: ReadLimits, spec, batch_size: int) -> list[tuple]:
-    """Every item of a partition encoded, as the local engine's (items, harmful hits) batches, in order."""
+def encode_partition(part: Partition, first_index: int, limits: ReadLimits, spec, batch_size: int) -> list[list]:
+    """Every item of a partition encoded, as the local engine's batches of Documents and Rejects, in order."""
     enc = _encoder(spec)
     it = iter(PartitionReader(part, limits, first_index=first_index))
     out = []

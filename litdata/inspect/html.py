@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +17,11 @@ import numpy as np
 from litdata.classes import TokenClass, class_weights, weight_table
 from litdata.inspect.assets import JS, css
 from litdata.inspect.palette import PALETTE, format_weight
-from litdata.inspect.reader import OutputFolder, PackedDocument
+from litdata.inspect.reader import CompiledFolder, PackedDocument
 from litdata.inspect.spans import Decoder, Span, document_spans
 from litdata.inspect.stats import CLASS_COLUMNS, scan
+from litdata.shards.atomic import atomic_write
+from litdata.shards.manifest import Manifest
 from litdata.weigh import weigh
 
 PER_TOKEN_BUDGET = 60_000  # sampled tokens up to which every token gets its own hover title
@@ -78,22 +79,23 @@ def _figure(key: str, value: object, label: str) -> str:
     return f'<div class="fig" data-key="{esc(key)}"><b>{esc(shown)}</b><span>{esc(label)}</span></div>'
 
 
-def summary_section(m: dict) -> str:
-    c, t = m["counts"], m["tokens"]
-    figs = [("records_read", c["records_read"], "records read"), ("documents_written", c["documents_written"],
-            "documents written"), ("rejected", c["rejected"], "rejected"), ("sequences", c["sequences"], "sequences"),
-            ("packing_efficiency", m["packing"]["efficiency"], "packing efficiency"),
-            ("supervised_vit", t["supervised_vit"], "supervised tokens, vit"),
-            ("supervised_lit", t["supervised_lit"], "supervised tokens, lit"), ("tokens", t["total"], "tokens"),
-            ("images", c.get("images", 0), "images"), ("truncated", c.get("truncated", 0), "truncated documents"),
-            ("harmful_spans", c.get("harmful_spans", 0), "harmful spans")]
-    reasons = sorted(c.get("rejected_by_reason", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+def summary_section(m: Manifest) -> str:
+    c, t, packing = m.counts, m.tokens, m.packing
+    assert c is not None and t is not None and packing is not None  # CompiledFolder reads with compiled=True
+    figs = [("records_read", c.records_read, "records read"), ("documents_written", c.documents_written,
+            "documents written"), ("rejected", c.rejected, "rejected"), ("sequences", c.sequences, "sequences"),
+            ("packing_efficiency", packing.efficiency, "packing efficiency"),
+            ("supervised_vit", t.supervised_vit, "supervised tokens, vit"),
+            ("supervised_lit", t.supervised_lit, "supervised tokens, lit"), ("tokens", t.total, "tokens"),
+            ("images", c.images, "images"), ("truncated", c.truncated, "truncated documents"),
+            ("harmful_spans", c.harmful_spans, "harmful spans")]
+    reasons = sorted(c.rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
     rej = _table(["reject reason", "records"], [[r, n] for r, n in reasons], numeric={1}) if reasons else ""
     return ('<section id="summary"><h2>Summary</h2><div class="figs">' + "".join(_figure(*f) for f in figs)
             + f"</div>{rej}</section>")
 
 
-def legend_section(folder: OutputFolder, shown: dict[TokenClass, float], shown_label: str) -> str:
+def legend_section(folder: CompiledFolder, shown: dict[TokenClass, float], shown_label: str) -> str:
     compiled = folder.weights()
     modes = {"vit": class_weights("vit"), "lit": class_weights("lit")}
     rows = []
@@ -101,7 +103,7 @@ def legend_section(folder: OutputFolder, shown: dict[TokenClass, float], shown_l
         sw = f'<span class="sw c-{c.label}" data-cls="{c.label}">{c.label}</span>'
         rows.append([sw, int(c), format_weight(modes["vit"][c]), format_weight(modes["lit"][c]),
                      format_weight(compiled[c]), format_weight(shown[c])])
-    head = ["class", "id", "vit", "lit", f"compiled ({folder.config.get('mode')})", f"shown ({shown_label})"]
+    head = ["class", "id", "vit", "lit", f"compiled ({folder.manifest.mode})", f"shown ({shown_label})"]
     return ('<section id="legend" class="legend"><h2>Classes and weights</h2>'
             '<p class="meta">Underlined text gets loss in the weights shown. Click a class to highlight it.</p>'
             + _table(head, rows, numeric={1, 2, 3, 4, 5}, raw={0}) + "</section>")
@@ -126,24 +128,24 @@ def sources_section(by_source) -> str:
             + _table(head, rows, numeric=set(range(1, n - 1)), raw={0, n - 1}) + "</section>")
 
 
-def modes_section(folder: OutputFolder) -> str:
-    t = folder.manifest["tokens"]
-    total = max(int(t["total"]), 1)
+def modes_section(folder: CompiledFolder) -> str:
+    t = folder.manifest.tokens
+    assert t is not None  # CompiledFolder reads with compiled=True
+    total = max(t.total, 1)
     rows = []
-    for mode in ("vit", "lit"):
+    for mode, sup in (("vit", t.supervised_vit), ("lit", t.supervised_lit)):
         w = class_weights(mode)
-        sup = int(t[f"supervised_{mode}"])
         rows.append([mode, *[format_weight(w[c]) for c in TokenClass], sup, f"{sup / total:.1%}"])
     compiled = folder.weights()
-    ws = float(t.get("weight_sum", 0.0))
-    rows.append([f"as compiled ({folder.config.get('mode')})", *[format_weight(compiled[c]) for c in TokenClass],
+    ws = float(t.weight_sum)
+    rows.append([f"as compiled ({folder.manifest.mode})", *[format_weight(compiled[c]) for c in TokenClass],
                  ws, f"{ws / total:.1%}"])
     head = ["mode", *[c.label for c in TokenClass], "supervised tokens (Σ weight)", "share of tokens"]
     return ('<section id="modes"><h2>Tokens with loss, per mode</h2>'
             + _table(head, rows, numeric=set(range(1, len(head)))) + "</section>")
 
 
-def templates_section(folder: OutputFolder, top: int = 30) -> str:
+def templates_section(folder: CompiledFolder, top: int = 30) -> str:
     import polars as pl
 
     df = folder.templates()
@@ -195,7 +197,7 @@ def span_html(span: Span, *, doc: PackedDocument, budget: list[int], ids: np.nda
     return f'<span class="{cls}" title="{tip}">{inner}</span>{mark}'
 
 
-def samples_section(folder: OutputFolder, docs: list[PackedDocument], decoder: Decoder, table: np.ndarray | None,
+def samples_section(folder: CompiledFolder, docs: list[PackedDocument], decoder: Decoder, table: np.ndarray | None,
                     files: list[str]) -> str:
     per_token = sum(len(d.tokens) for d in docs) <= PER_TOKEN_BUDGET
     budget = [IMAGE_BUDGET]
@@ -219,30 +221,31 @@ def samples_section(folder: OutputFolder, docs: list[PackedDocument], decoder: D
             f"over all shards.</p>{controls}{''.join(arts)}</section>")
 
 
-def build_page(folder: OutputFolder, *, samples: int = 50, mode: str | None = None,
+def build_page(folder: CompiledFolder, *, samples: int = 50, mode: str | None = None,
                tokenizer: str | Path | None = None) -> tuple[str, int, int]:
     """The page's HTML, the number of documents shown and the number of source files."""
     decoder = Decoder(folder.load_tokenizer(tokenizer))
     result = scan(folder, samples=samples)
-    m, cfg = folder.manifest, folder.config
+    m = folder.manifest
     shown = folder.weights(mode)
-    shown_label = mode or f"{cfg.get('mode')}, as compiled"
+    shown_label = mode or f"{m.mode}, as compiled"
     files = result.by_source["file"].to_list()
-    tool = m.get("tool", {})
-    inputs = ", ".join(f"{Path(i['path']).name} ({str(i.get('sha256', ''))[:12]})" for i in m.get("inputs", []))
+    tool = m.tool or {}
+    inputs = ", ".join(f"{Path(i['path']).name} ({str(i.get('sha256', ''))[:12]})" for i in m.inputs or ())
     head = (f"<h1>litdata inspect: {esc(folder.path.name)}</h1><p class=\"meta\">{esc(folder.path.resolve())} · "
-            f"{esc(tool.get('name', 'litdata'))} {esc(tool.get('version', ''))} · mode {esc(cfg.get('mode'))} · "
-            f"template {esc(cfg.get('template'))} · tokenizer {esc(cfg.get('tokenizer', {}).get('name'))} · "
-            f"seq_len {esc(cfg.get('seq_len'))} · {esc(folder.image_rule_label)} · "
+            f"{esc(tool.get('name', 'litdata'))} {esc(tool.get('version', ''))} · mode {esc(m.mode)} · "
+            f"template {esc(m.template)} · tokenizer {esc(m.tokenizer.get('name'))} · "
+            f"seq_len {esc(m.seq_len)} · {esc(folder.image_rule_label)} · "
             f"inputs: {esc(inputs)}</p>")
-    counts = m["counts"]
+    counts = m.counts
+    assert counts is not None  # CompiledFolder reads with compiled=True
     body = "".join([
         head, summary_section(m), legend_section(folder, shown, shown_label), sources_section(result.by_source),
         modes_section(folder), templates_section(folder),
-        _rows_section("rejects", "Rejected records", folder.jsonl("rejects.jsonl", 20), counts.get("rejected", 0),
+        _rows_section("rejects", "Rejected records", folder.jsonl("rejects.jsonl", 20), counts.rejected,
                       "No record was rejected."),
         _rows_section("harmful", "Harmful spans (audit)", folder.jsonl("harmful_audit.jsonl", 20),
-                      counts.get("harmful_spans", 0), "No harmful span was found."),
+                      counts.harmful_spans, "No harmful span was found."),
         samples_section(folder, result.samples, decoder, weight_table(shown) if mode else None, files),
     ])
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>litdata inspect: '
@@ -251,12 +254,10 @@ def build_page(folder: OutputFolder, *, samples: int = 50, mode: str | None = No
     return page, len(result.samples), len(files)
 
 
-def write_report(folder: OutputFolder, out: str | Path, *, samples: int = 50, mode: str | None = None,
+def write_report(folder: CompiledFolder, out: str | Path, *, samples: int = 50, mode: str | None = None,
                  tokenizer: str | Path | None = None) -> Report:
     out = Path(out)
     page, n_docs, n_files = build_page(folder, samples=samples, mode=mode, tokenizer=tokenizer)
     data = page.encode("utf-8")
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    atomic_write(out, data)
     return Report(path=out, bytes=len(data), documents=n_docs, sources=n_files)

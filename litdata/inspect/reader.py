@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,19 +12,19 @@ from typing import Any
 import numpy as np
 
 from litdata.classes import TokenClass, class_weights
+from litdata.shards.manifest import Manifest, ManifestError
 from litdata.shards.reader import (
-    DEFAULT_MAX_TOKENS,
-    IMAGE_ARRAYS,
     FormatProblem,
     array_problems,
-    check_shard_name,
     image_suffixes,
+    image_tile_counts,
     image_token_counts,
     load_array,
     load_json,
     open_regular,
     tar_samples,
 )
+from litdata.shards.schema import IMAGE_ARRAYS, JSON, MANIFEST, max_items
 
 
 class InspectError(ValueError):
@@ -56,7 +56,7 @@ class Members:
                  seq_len: int | None = None, vocab_size: int | None = None, fixed: int | None = None) -> None:
         self._tar, self.shard, self.key, self._infos = tar, shard, key, infos
         self.vocab_size = vocab_size  # token ids past it would make the tokenizer fail to decode
-        self._max_items = (seq_len or DEFAULT_MAX_TOKENS) + 1  # cu_seqlens holds n + 1 <= seq_len + 1 items
+        self._max_items = max_items(seq_len)
         self.fixed = fixed  # format 1: every image's count (the manifest's image_tokens); format 2: None
 
     def error(self, problem: FormatProblem) -> InspectError:
@@ -78,7 +78,7 @@ class Members:
 
     def documents(self) -> tuple[DocumentMeta, ...]:
         try:
-            return tuple(DocumentMeta.from_json(d) for d in load_json(self.read("json"), documents=True))
+            return tuple(DocumentMeta.from_json(d) for d in load_json(self.read(JSON), documents=True))
         except FormatProblem as p:
             raise self.error(p) from None
 
@@ -93,9 +93,7 @@ class Members:
         try:
             arrays = {s: load_array(s, self.read(s)) for s in names}
             counts = image_token_counts(arrays, n_images, self.fixed)
-            tiles = arrays.get("image_tiles.npy")
-            if tiles is not None and len(tiles) != n_images:
-                raise FormatProblem("image_tiles.npy", f"{len(tiles)} tile counts for {n_images} images")
+            tiles = image_tile_counts(arrays, n_images)
         except FormatProblem as p:
             raise self.error(p) from None
         return counts, tiles
@@ -125,7 +123,9 @@ class PackedDocument:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PackedSequence:
+class ShardSequence:
+    """One sample of a shard (a packed sequence) as read back, checked, with its documents' metadata."""
+
     shard: str
     key: str
     tokens: np.ndarray
@@ -142,7 +142,7 @@ class PackedSequence:
         return len(self.tokens) + int(self.image_counts.sum()) - len(self.image_counts)
 
     @classmethod
-    def load(cls, m: Members) -> PackedSequence:
+    def load(cls, m: Members) -> ShardSequence:
         images = m.images()
         counts, tiles = m.image_counts(len(images))
         seq = cls(shard=m.shard, key=m.key, tokens=m.array("tokens"), weights=m.array("weights"),
@@ -168,54 +168,51 @@ class PackedSequence:
         return out
 
 
-class OutputFolder:
-    """A compile's output folder, opened through its manifest."""
+class CompiledFolder:
+    """A compile's output folder, opened through its manifest (read back; `output.folder.OutputWriter` writes it)."""
 
-    def __init__(self, path: Path, manifest: dict) -> None:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path, self.manifest = Path(path), manifest
 
     @classmethod
-    def open(cls, path: str | Path) -> OutputFolder:
+    def open(cls, path: str | Path) -> CompiledFolder:
         p = Path(path)
         if not p.is_dir():
             raise InspectError(f"{p}: no such folder")
-        mf = p / "manifest.json"
+        mf = p / MANIFEST
         if not mf.is_file():
-            raise InspectError(f"{p}: no manifest.json (not a finished litdata compile)")
-        try:
-            manifest = json.loads(mf.read_text())
-            manifest["config"], manifest["shards"], manifest["counts"], manifest["tokens"]
-            for entry in manifest["shards"]:  # never open what a manifest names outside the folder
-                check_shard_name(entry["name"])
-        except (ValueError, KeyError, TypeError) as e:  # FormatProblem is a ValueError
-            raise InspectError(f"{mf}: not a litdata manifest ({type(e).__name__}: {e})") from None
-        return cls(p, manifest)
+            raise InspectError(f"{p}: no {MANIFEST} (not a finished litdata compile)")
+        try:  # checks every shard name: nothing the manifest names outside the folder is ever opened
+            return cls(p, Manifest.read(mf, compiled=True))
+        except ManifestError as e:
+            raise InspectError(f"{mf}: not a litdata manifest ({e.reason})") from None
 
     @property
-    def config(self) -> dict:
-        return self.manifest["config"]
+    def config(self) -> Mapping[str, Any]:
+        return self.manifest.config
 
     @property
     def shard_names(self) -> list[str]:
-        return [s["name"] for s in self.manifest["shards"]]
+        return self.manifest.shard_names
 
     @property
     def fixed_image_tokens(self) -> int | None:
         """Format 1 (no image_token_rule in the config): the one count of every image. Format 2: None, the
         counts are in each sample's image_tokens.npy."""
-        if self.config.get("image_token_rule") is not None:
+        if self.manifest.image_token_rule is not None:
             return None
-        return int(self.config.get("image_tokens") or 1)
+        return self.manifest.image_tokens or 1
 
     @property
     def image_rule_label(self) -> str:
         """`576 tokens per image` for a fixed count, else the rule, e.g. `image tokens: processor:llava_next`."""
-        fixed = self.config.get("image_tokens")
-        return f"{fixed} tokens per image" if fixed is not None else f"image tokens: {self.config.get('image_token_rule')}"
+        fixed = self.manifest.image_tokens
+        return f"{fixed} tokens per image" if fixed is not None else f"image tokens: {self.manifest.image_token_rule}"
 
     @property
     def image_token_id(self) -> int:
-        return int(self.config.get("image_token_id", self.config.get("tokenizer", {}).get("image_token_id", -1)))
+        token_id = self.manifest.image_token_id
+        return token_id if token_id is not None else -1
 
     def members(self, shard: str | None = None) -> Iterator[Members]:
         names = self.shard_names
@@ -224,37 +221,34 @@ class OutputFolder:
                 raise InspectError(f"--shard {shard}: not in the manifest (shards: {', '.join(names[:5])}"
                                    f"{', ...' if len(names) > 5 else ''})")
             names = [shard]
-        seq_len = self.config.get("seq_len") if isinstance(self.config.get("seq_len"), int) else None
-        vocab_size = (self.config.get("tokenizer") or {}).get("vocab_size")
+        seq_len, vocab_size = self.manifest.seq_len, self.manifest.vocab_size
         for name in names:
             path = self.path / name
             try:  # covers opening and grouping; the caller's reads of a yielded sample's members raise there
                 with open_regular(path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
                     for key, infos in tar_samples(tar, seq_len):
-                        yield Members(tar, name, key, infos, seq_len,
-                                      vocab_size if isinstance(vocab_size, int) else None,
-                                      fixed=self.fixed_image_tokens)
+                        yield Members(tar, name, key, infos, seq_len, vocab_size, fixed=self.fixed_image_tokens)
             except (OSError, tarfile.TarError, FormatProblem) as e:
                 raise InspectError(f"{path}: cannot read the shard ({e})") from None
 
-    def sequences(self, shard: str | None = None) -> Iterator[PackedSequence]:
+    def sequences(self, shard: str | None = None) -> Iterator[ShardSequence]:
         for m in self.members(shard):
-            yield PackedSequence.load(m)
+            yield ShardSequence.load(m)
 
     def find_document(self, doc_id: str, shard: str | None = None) -> PackedDocument | None:
         """The first document with this source id; only the `.json` members are read until it is found."""
         for m in self.members(shard):
             if any(d.id == doc_id for d in m.documents()):
-                seq = PackedSequence.load(m)
+                seq = ShardSequence.load(m)
                 return next(d for d in seq.documents(self.image_token_id) if d.meta.id == doc_id)
         return None
 
     def weights(self, mode: str | None = None) -> dict[TokenClass, float]:
         """Class weights as compiled, or for `mode` with the compile's per-class overrides carried over."""
-        compiled = {TokenClass.parse(k): float(v) for k, v in self.config["weights"].items()}
-        if mode is None or mode == self.config.get("mode"):
+        compiled = {TokenClass.parse(k): float(v) for k, v in self.manifest.weights.items()}
+        if mode is None or mode == self.manifest.mode:
             return compiled
-        base = class_weights(self.config.get("mode", "lit"))
+        base = class_weights(self.manifest.mode or "lit")
         overrides = {c: w for c, w in compiled.items() if base.get(c) != w}
         return class_weights(mode, overrides)
 
@@ -262,7 +256,7 @@ class OutputFolder:
         """The compile's tokenizer (with `<image>` added as the compiler did); checked against the manifest."""
         from litdata.tokenize.tokens import TokenizerError, load_tokenizer
 
-        info = self.config.get("tokenizer", {})
+        info = self.manifest.tokenizer
         path = override or info.get("path")
         if not path:
             raise InspectError("the manifest names no tokenizer path; pass --tokenizer PATH")

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from litdata.classes import TokenClass, class_weights, weight_table
-from litdata.inspect.reader import OutputFolder, PackedDocument, PackedSequence
+from litdata.inspect.reader import CompiledFolder, PackedDocument, ShardSequence
 
 N_CLASSES = len(TokenClass)
 CLASS_COLUMNS = [f"tokens_{c.label}" for c in TokenClass]
@@ -49,8 +49,8 @@ def _per_document(classes: np.ndarray, weights: np.ndarray, cu: np.ndarray) -> d
     return cols
 
 
-def scan(folder: OutputFolder, *, samples: int) -> ScanResult:
-    total_docs = sum(int(s.get("documents", 0)) for s in folder.manifest["shards"])
+def scan(folder: CompiledFolder, *, samples: int) -> ScanResult:
+    total_docs = sum(s.documents or 0 for s in folder.manifest.shards)
     wanted = set(sample_positions(total_docs, samples).tolist())
     image_id = folder.image_token_id
     parts: list[pl.DataFrame] = []
@@ -67,7 +67,7 @@ def scan(folder: OutputFolder, *, samples: int) -> ScanResult:
             rows["images"] += [d.images for d in metas]
             hits = [i for i in range(len(metas)) if seen + i in wanted]
             if hits:
-                docs = PackedSequence.load(m).documents(image_id)
+                docs = ShardSequence.load(m).documents(image_id)
                 chosen += [docs[i] for i in hits]
             seen += len(metas)
         if not arrays:

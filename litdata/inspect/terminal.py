@@ -17,7 +17,7 @@ from rich.text import Text
 
 from litdata.classes import TokenClass, weight_table
 from litdata.inspect.palette import PALETTE, format_weight
-from litdata.inspect.reader import OutputFolder, PackedDocument, PackedSequence
+from litdata.inspect.reader import CompiledFolder, PackedDocument, ShardSequence
 from litdata.inspect.spans import Decoder, Span, document_spans
 from litdata.terminal_text import visible, visible_text
 from litdata.weigh import weigh
@@ -79,7 +79,7 @@ def _doc_header(doc: PackedDocument, supervised: int) -> Text:
 
 
 class TerminalView:
-    def __init__(self, folder: OutputFolder, console: Console, opts: TerminalOptions) -> None:
+    def __init__(self, folder: CompiledFolder, console: Console, opts: TerminalOptions) -> None:
         self.folder, self.console, self.opts = folder, console, opts
         self.tags = plain(console)
         self.decoder = Decoder(folder.load_tokenizer(opts.tokenizer))
@@ -97,23 +97,23 @@ class TerminalView:
         # soft_wrap: no hard line breaks inside the decoded text (copy-paste and tests see it whole)
         self.console.print(text, soft_wrap=True)
 
-    def sequence(self, seq: PackedSequence) -> None:
+    def sequence(self, seq: ShardSequence) -> None:
         n, expanded = len(seq.tokens), seq.expanded_length
         where = f"{visible(seq.shard)}/{visible(seq.key)}"
         self.console.print(Text(f"═══ {where} · {len(seq.metas)} documents · {n} tokens"
-                                f" ({expanded} with images expanded, seq_len {self.folder.config.get('seq_len')})"
+                                f" ({expanded} with images expanded, seq_len {self.folder.manifest.seq_len})"
                                 " ═══",
                                 style="bold reverse" if not self.tags else ""), soft_wrap=True)
         for doc in seq.documents(self.folder.image_token_id):
             self.document(doc)
 
     def header(self) -> None:
-        cfg = self.folder.config
-        mode = self.opts.mode or cfg.get("mode", "?")
+        manifest = self.folder.manifest
+        mode = self.opts.mode or manifest.mode or "?"
         label = mode if self.opts.mode else f"{mode}, as compiled"
-        template = visible(cfg.get("template"))
+        template = visible(manifest.template)
         self.console.print(Text(f"litdata inspect {visible(self.folder.path)} · template {template} · "
-                                f"seq_len {cfg.get('seq_len')} · {self.folder.image_rule_label}",
+                                f"seq_len {manifest.seq_len} · {self.folder.image_rule_label}",
                                 style="bold"), soft_wrap=True)
         self.console.print(legend(self.weights, label, tags=self.tags), soft_wrap=True)
 
@@ -135,7 +135,7 @@ class TerminalView:
         return 0
 
 
-def show(folder: OutputFolder, opts: TerminalOptions, console: Console | None = None) -> int:
+def show(folder: CompiledFolder, opts: TerminalOptions, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     return TerminalView(folder, console, opts).run()
 

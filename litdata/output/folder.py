@@ -18,10 +18,15 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from litdata.shards.atomic import atomic_file, atomic_write
+from litdata.shards.manifest import Manifest
+from litdata.shards.schema import MANIFEST
+
 RUN_FILE = ".litdata-run.json"
 # Every name a compile writes in --out. A temporary of NAME is `.NAME.tmp`, `.NAME.partial` or `NAME.tmp`.
 _OUTPUT_NAME = re.compile(r"shard-\d{6,}\.tar(\.idx)?|manifest\.json|rejects\.jsonl|harmful_audit\.jsonl"
-                          r"|templates\.parquet|\.nv-meta")
+                          r"|templates\.parquet|\.nv-meta"
+                          r"|\.litdata-work")  # the Ray engine's completed partitions (litdata/engines/store.py)
 _TEMPORARY = re.compile(r"\.(.+)\.(?:tmp|partial)|(.+)\.tmp")
 
 
@@ -38,15 +43,6 @@ class OutputError(RuntimeError):
     pass
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def dump_json(obj) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
@@ -59,7 +55,7 @@ class _JsonlWriter:
         self.f.write(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode() + b"\n")
 
 
-class OutputDir:
+class OutputWriter:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._run_key = ""
@@ -103,6 +99,14 @@ class OutputDir:
             self._claimed.add(name)
             self._write_run_file(self._recorded | self._claimed)
 
+    def release(self, name: str) -> None:
+        """Remove `name`, which this run claimed for its own use only (the Ray engine's work area), and no longer
+        record it: the run file ends as if it had never been written."""
+        self._remove(name)
+        self._claimed.discard(name)
+        self._recorded.discard(name)
+        self._write_run_file(self._recorded | self._claimed)
+
     def _refuse_inputs_inside(self, inputs: Iterable[str]) -> None:
         out = os.path.realpath(self.path)
         for given in inputs:
@@ -143,35 +147,24 @@ class OutputDir:
     @contextlib.contextmanager
     def jsonl(self, name: str) -> Iterator[_JsonlWriter]:
         self.claim(name)
-        final = self.path / name
-        tmp = self.path / f".{name}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                yield _JsonlWriter(f)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a failed run leaves no temporary behind
-            raise
-        os.replace(tmp, final)
+        with atomic_file(self.path / name) as tmp, open(tmp, "wb") as f:
+            yield _JsonlWriter(f)
 
     def write_templates(self, table) -> str:
         self.claim("templates.parquet")
-        final = self.path / "templates.parquet"
-        tmp = self.path / ".templates.parquet.tmp"
-        table.write_parquet(tmp)
-        os.replace(tmp, final)
-        return hashlib.sha256(final.read_bytes()).hexdigest()
+        with atomic_file(self.path / "templates.parquet") as tmp:
+            table.write_parquet(tmp)
+        return hashlib.sha256((self.path / "templates.parquet").read_bytes()).hexdigest()
 
     def write_nv_meta(self, shards) -> None:
-        from litdata.shards.energon import ITAR_SUFFIX, META_DIR, ShardEntry, write_nv_meta
+        from litdata.shards.energon import ITAR_SUFFIX, META_DIR, EnergonShard, write_nv_meta
 
         for name in [META_DIR, *(s.name + ITAR_SUFFIX for s in shards)]:
             self.claim(name)
-        write_nv_meta(self.path, [ShardEntry(name=s.name, sequences=s.sequences) for s in shards])
+        write_nv_meta(self.path, [EnergonShard(name=s.name, sequences=s.sequences) for s in shards])
 
-    def write_manifest(self, manifest: dict) -> None:
+    def write_manifest(self, manifest: Manifest) -> None:
         # Written last: a manifest on disk means every shard it lists is complete.
-        self.claim("manifest.json")
+        self.claim(MANIFEST)
         self._drop_stale()
-        atomic_write(self.path / "manifest.json", dump_json(manifest))
+        atomic_write(self.path / MANIFEST, dump_json(manifest.to_json()))

@@ -22,8 +22,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from litdata.config import PackSettings
 from litdata.pack.binpack import best_fit_decreasing, fill_bins, lp_bins
-from litdata.records import Document, Reject
+from litdata.records import Document
 
 
 @dataclass(kw_only=True, slots=True)
@@ -37,25 +38,6 @@ class Bin:
 class PackedSequence:
     docs: tuple[Document, ...]
     length: int  # expanded length
-
-
-PACKING_ALGORITHMS = ("fill", "best-fit", "lp")
-
-
-@dataclass(frozen=True, kw_only=True)
-class PackSettings:
-    seq_len: int
-    image_tokens: int  # per image, for documents without per-image counts
-    # lp solves one LP per window at a fixed cost (about 1 s at seq_len 4096 once warm): larger windows are faster
-    # and slightly tighter for it, but every document of a window is held in memory.
-    window: int = 8192
-    carry: int = 256
-    seed: int = 0
-    algorithm: str = "fill"  # "fill" | "best-fit" | "lp"
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in PACKING_ALGORITHMS:
-            raise ValueError(f"unknown packing {self.algorithm!r} (valid: {', '.join(PACKING_ALGORITHMS)})")
 
 
 class BestFitPacker:
@@ -97,16 +79,13 @@ class BestFitPacker:
         self._open = [b for b in bins if b.serial in keep]
         return self._emit([b for b in bins if b.serial not in keep])
 
-    def run(self, items: Iterable[Document | Reject]) -> Iterator[PackedSequence | Reject]:
-        """Documents in, packed sequences out; rejects pass through untouched, in order."""
+    def run(self, docs: Iterable[Document]) -> Iterator[PackedSequence]:
+        """Documents in, packed sequences out, a window at a time."""
         window: list[Document] = []
-        for item in items:
-            if isinstance(item, Reject):
-                yield item
-                continue
-            if item.expanded_length(self.s.image_tokens) > self.s.seq_len:
-                raise ValueError(f"{item.provenance.describe()}: document longer than seq_len reached the packer")
-            window.append(item)
+        for doc in docs:
+            if doc.expanded_length(self.s.image_tokens) > self.s.seq_len:
+                raise ValueError(f"{doc.provenance.describe()}: document longer than seq_len reached the packer")
+            window.append(doc)
             if len(window) >= self.s.window:
                 yield from self.flush(window, final=False)
                 window = []

@@ -1,7 +1,7 @@
 """Read + validate: input files -> Conversations and Rejects; image resolution for the workers."""
 
+from litdata.config import ReadLimits
 from litdata.read.images import resolve_image, safe_image_path
-from litdata.read.limits import ReadLimits
 from litdata.read.normalize import normalize_record
 from litdata.read.sources import SourceError, read_source, read_sources, source_format
 

@@ -12,8 +12,8 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from litdata.read.problem import RecordError, json_type
-from litdata.records import ImageRef, RejectReason
+from litdata.read.problem import json_type
+from litdata.records import ImageRef, RecordProblem, RejectReason
 
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -22,7 +22,7 @@ def record_images(record: dict) -> list[ImageRef]:
     """The record-level images: `image` (a path, a list of paths, an embedded image) or its alias `images`."""
     single, plural = record.get("image"), record.get("images")
     if single is not None and plural is not None:
-        raise RecordError(RejectReason.BAD_FIELD_TYPE, "record has both 'image' and 'images'; keep one of them")
+        raise RecordProblem(RejectReason.BAD_FIELD_TYPE, "record has both 'image' and 'images'; keep one of them")
     key, value = ("image", single) if single is not None else ("images", plural)
     if value is None:
         return []
@@ -38,15 +38,15 @@ def image_ref(value: Any, where: str) -> ImageRef:
     if isinstance(value, dict) and ("bytes" in value or "path" in value):
         data, path = value.get("bytes"), value.get("path")
         if data is not None and not isinstance(data, (bytes, bytearray)):
-            raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where}.bytes must be binary data, got {json_type(data)}")
+            raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where}.bytes must be binary data, got {json_type(data)}")
         if path is not None and not isinstance(path, str):
-            raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where}.path must be a string, got {json_type(path)}")
+            raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where}.path must be a string, got {json_type(path)}")
         if data is None:
             if not path:
-                raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where} has neither bytes nor a path")
+                raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where} has neither bytes nor a path")
             return path_ref(path, where + ".path")
         return ImageRef(path=path or None, data=bytes(data))
-    raise RecordError(
+    raise RecordProblem(
         RejectReason.BAD_FIELD_TYPE,
         f"{where} must be a path string or an object with 'bytes'/'path', got {json_type(value)}",
     )
@@ -55,20 +55,20 @@ def image_ref(value: Any, where: str) -> ImageRef:
 def path_ref(value: str, where: str) -> ImageRef:
     """A relative path, a file:// URL or a base64 data: URL. Remote URLs are refused: nothing is fetched."""
     if not value.strip():
-        raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where} is an empty image path")
+        raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where} is an empty image path")
     lowered = value[:16].lower()
     if lowered.startswith("data:"):
         return ImageRef(path=None, data=_data_url_bytes(value, where))
     if lowered.startswith("file://"):
         return ImageRef(path=unquote(value[len("file://") :]))
     if lowered.startswith(("http://", "https://")):
-        raise RecordError(
+        raise RecordProblem(
             RejectReason.IMAGE_UNSAFE_PATH,
             f"{where} is a remote URL ({value[:80]!r}); remote images are not fetched: download them and "
             "reference them relative to --image-root",
         )
     if _URL_SCHEME.match(value):
-        raise RecordError(
+        raise RecordProblem(
             RejectReason.IMAGE_UNSAFE_PATH, f"{where} is a URL with an unsupported scheme ({value[:80]!r})"
         )
     return ImageRef(path=value)
@@ -77,10 +77,10 @@ def path_ref(value: str, where: str) -> ImageRef:
 def _data_url_bytes(url: str, where: str) -> bytes:
     header, sep, payload = url.partition(",")
     if not sep or not header.lower().endswith(";base64"):
-        raise RecordError(
+        raise RecordProblem(
             RejectReason.IMAGE_UNDECODABLE, f"{where} is a data: URL that is not base64 ('data:...;base64,...')"
         )
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as e:
-        raise RecordError(RejectReason.IMAGE_UNDECODABLE, f"{where} has invalid base64 data: {e}") from None
+        raise RecordProblem(RejectReason.IMAGE_UNDECODABLE, f"{where} has invalid base64 data: {e}") from None

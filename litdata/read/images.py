@@ -20,14 +20,12 @@ from PIL import Image
 
 from litdata import fsio
 from litdata.images.file import RASTER_FORMATS, ImageFileError, read_image_file
-from litdata.records import ImageRef, RejectReason
+from litdata.records import ImageRef, RecordProblem, RejectReason
 from litdata.records.document import ImageBlob
 
 DEFAULT_MAX_IMAGE_BYTES = 64 * 2**20
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 _SEPARATORS = re.compile(r"[\\/]")
-
-Problem = tuple[RejectReason, str]
 
 
 class _Decoded(NamedTuple):
@@ -37,40 +35,31 @@ class _Decoded(NamedTuple):
 
 
 def resolve_image(ref: ImageRef, *, image_root: Path | str | None, max_pixels: int,
-                  max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageBlob | Problem:
-    """`image_root` is a local folder, or an fsspec URL (s3://bucket/images) whose images are fetched here."""
+                  max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageBlob:
+    """`image_root` is a local folder, or an fsspec URL (s3://bucket/images) whose images are fetched here.
+    Raises RecordProblem (image_missing, image_unsafe_path, image_too_large, image_undecodable)."""
     if ref.data is not None:
         name = f"embedded image {ref.path or ''}".rstrip()
         if len(ref.data) > max_bytes:
-            return (RejectReason.IMAGE_TOO_LARGE,
-                    f"{name} is {len(ref.data)} bytes, more than the limit of {max_bytes} bytes (--max-image-bytes)")
+            raise RecordProblem(RejectReason.IMAGE_TOO_LARGE, f"{name} is {len(ref.data)} bytes, more than the "
+                                                              f"limit of {max_bytes} bytes (--max-image-bytes)")
         decoded = _decode(io.BytesIO(ref.data), name, max_pixels)
-        if not isinstance(decoded, _Decoded):
-            return decoded
         return ImageBlob(ext=decoded.ext, data=ref.data, width=decoded.width, height=decoded.height)
     if ref.path is None:
-        return RejectReason.IMAGE_MISSING, "the image has neither a path nor embedded bytes"
+        raise RecordProblem(RejectReason.IMAGE_MISSING, "the image has neither a path nor embedded bytes")
     if image_root is None:
-        return (
-            RejectReason.IMAGE_MISSING,
-            f"image {ref.path!r} is a path relative to the image root, and no --image-root was given",
-        )
+        raise RecordProblem(RejectReason.IMAGE_MISSING,
+                            f"image {ref.path!r} is a path relative to the image root, and no --image-root was given")
     if isinstance(image_root, str) and fsio.is_url(image_root):
         return _resolve_remote(ref.path, image_root, max_pixels, max_bytes)
     real = safe_image_path(ref.path, image_root)
-    if not isinstance(real, str):
-        return real
     data = _read_once(real, ref.path, image_root, max_bytes)
-    if not isinstance(data, bytes):
-        return data
     decoded = _decode(io.BytesIO(data), f"image {ref.path!r}", max_pixels)
-    if not isinstance(decoded, _Decoded):
-        return decoded
     return ImageBlob(ext=decoded.ext, path=real, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
                      width=decoded.width, height=decoded.height)
 
 
-def _read_once(real: str, rel: str, image_root: Path, max_bytes: int) -> bytes | Problem:
+def _read_once(real: str, rel: str, image_root: Path, max_bytes: int) -> bytes:
     """The bytes of `real`, opened so that what is read is the file that `safe_image_path` checked."""
     try:
         data, opened = read_image_file(real, max_bytes=max_bytes)
@@ -79,65 +68,61 @@ def _read_once(real: str, rel: str, image_root: Path, max_bytes: int) -> bytes |
                   "not_regular": RejectReason.IMAGE_MISSING, "symlink": RejectReason.IMAGE_UNSAFE_PATH,
                   }.get(e.kind, RejectReason.IMAGE_UNDECODABLE)
         limit = " (--max-image-bytes)" if e.kind == "too_large" else ""
-        return reason, f"image {rel!r} under the image root {image_root} {e}{limit}"
+        raise RecordProblem(reason, f"image {rel!r} under the image root {image_root} {e}{limit}") from None
     if opened != real:  # a directory on the way was swapped for a symlink after the path was resolved
-        return RejectReason.IMAGE_UNSAFE_PATH, f"image {rel!r} resolved to {real} but opened as {opened}"
+        raise RecordProblem(RejectReason.IMAGE_UNSAFE_PATH, f"image {rel!r} resolved to {real} but opened as {opened}")
     return data
 
 
-def _unsafe(rel: str) -> Problem | None:
-    """Why `rel` could name something outside the image root, or None."""
+def _refuse_unsafe(rel: str) -> None:
+    """RecordProblem when `rel` could name something outside the image root."""
     unsafe = RejectReason.IMAGE_UNSAFE_PATH
     if "\x00" in rel:
-        return unsafe, f"image path {rel!r} contains a NUL byte"
+        raise RecordProblem(unsafe, f"image path {rel!r} contains a NUL byte")
     if rel.startswith(("/", "\\")) or os.path.isabs(rel) or PureWindowsPath(rel).drive:
-        return unsafe, f"image path {rel!r} is absolute; image paths must be relative to --image-root"
+        raise RecordProblem(unsafe, f"image path {rel!r} is absolute; image paths must be relative to --image-root")
     if ".." in _SEPARATORS.split(rel):
-        return unsafe, f"image path {rel!r} contains a '..' component"
-    return None
+        raise RecordProblem(unsafe, f"image path {rel!r} contains a '..' component")
 
 
-def _resolve_remote(rel: str, root: str, max_pixels: int, max_bytes: int) -> ImageBlob | Problem:
+def _resolve_remote(rel: str, root: str, max_pixels: int, max_bytes: int) -> ImageBlob:
     """An image under a URL root: the same path checks, then its bytes are fetched and kept (the shard writer,
     possibly on another machine, copies them unchanged without a second fetch). Object stores have no
     symlinks, so the lexical checks are the whole of the safety check."""
-    problem = _unsafe(rel)
-    if problem is not None:
-        return problem
+    _refuse_unsafe(rel)
     url = fsio.join(root, rel.replace("\\", "/"))
     try:
         if (size := fsio.size(url)) > max_bytes:  # asked before fetching, as fstat is for a local file
-            return (RejectReason.IMAGE_TOO_LARGE,
-                    f"image {rel!r} is {size} bytes, more than the limit of {max_bytes} bytes (--max-image-bytes)")
+            raise RecordProblem(RejectReason.IMAGE_TOO_LARGE, f"image {rel!r} is {size} bytes, more than the "
+                                                              f"limit of {max_bytes} bytes (--max-image-bytes)")
         data = fsio.read_bytes(url)
     except FileNotFoundError:
-        return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {root}"
+        raise RecordProblem(RejectReason.IMAGE_MISSING,
+                            f"image {rel!r} not found under the image root {root}") from None
     except OSError as e:
-        return RejectReason.IMAGE_MISSING, f"image {rel!r} under the image root {root} cannot be read: {e}"
+        raise RecordProblem(RejectReason.IMAGE_MISSING,
+                            f"image {rel!r} under the image root {root} cannot be read: {e}") from None
     decoded = _decode(io.BytesIO(data), f"image {rel!r}", max_pixels)
-    if not isinstance(decoded, _Decoded):
-        return decoded
     return ImageBlob(ext=decoded.ext, data=data, width=decoded.width, height=decoded.height)
 
 
-def safe_image_path(rel: str, image_root: Path) -> str | Problem:
-    """The real path of `rel` under `image_root`, refusing anything that could read outside it."""
-    problem = _unsafe(rel)
-    if problem is not None:
-        return problem
+def safe_image_path(rel: str, image_root: Path) -> str:
+    """The real path of `rel` under `image_root`; RecordProblem for anything that could read outside it."""
+    _refuse_unsafe(rel)
     root = os.path.realpath(image_root)
     real = os.path.realpath(os.path.join(root, rel))
     if os.path.commonpath([root, real]) != root:
-        return (RejectReason.IMAGE_UNSAFE_PATH,
-                f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}")
+        raise RecordProblem(RejectReason.IMAGE_UNSAFE_PATH,
+                            f"image path {rel!r} resolves (through a symlink) to {real}, outside the image root {root}")
     if not os.path.exists(real):
-        return RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {image_root}"
+        raise RecordProblem(RejectReason.IMAGE_MISSING, f"image {rel!r} not found under the image root {image_root}")
     if not os.path.isfile(real):
-        return RejectReason.IMAGE_MISSING, f"image {rel!r} under the image root {image_root} is not a regular file"
+        raise RecordProblem(RejectReason.IMAGE_MISSING,
+                            f"image {rel!r} under the image root {image_root} is not a regular file")
     return real
 
 
-def _decode(source: BinaryIO, name: str, max_pixels: int) -> _Decoded | Problem:
+def _decode(source: BinaryIO, name: str, max_pixels: int) -> _Decoded:
     try:
         with warnings.catch_warnings():
             # Our own limit decides; Pillow's warning threshold is a process-wide default.
@@ -145,18 +130,20 @@ def _decode(source: BinaryIO, name: str, max_pixels: int) -> _Decoded | Problem:
             with Image.open(source, formats=RASTER_FORMATS) as im:
                 width, height = im.size
                 if width * height > max_pixels:  # checked from the header, before any pixel is decoded
-                    return (
-                        RejectReason.IMAGE_TOO_LARGE,
-                        f"{name} is {width}x{height} = {width * height} pixels, more than max_pixels={max_pixels}",
-                    )
+                    raise RecordProblem(RejectReason.IMAGE_TOO_LARGE, f"{name} is {width}x{height} = {width * height}"
+                                                                      f" pixels, more than max_pixels={max_pixels}")
                 im.load()
                 fmt = im.format or "unknown"
+    except RecordProblem:  # the pixel bound above, not a decoding error
+        raise
     except Image.DecompressionBombError as e:
-        return RejectReason.IMAGE_TOO_LARGE, f"{name}: {e}"
+        raise RecordProblem(RejectReason.IMAGE_TOO_LARGE, f"{name}: {e}") from None
     except Image.UnidentifiedImageError:  # its message names the BytesIO object, which is not stable across runs
         formats = ", ".join(RASTER_FORMATS)
-        return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: not an image in one of {formats}"
+        raise RecordProblem(RejectReason.IMAGE_UNDECODABLE,
+                            f"{name} cannot be decoded: not an image in one of {formats}") from None
     # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, struct.error, ...).
     except Exception as e:  # noqa: BLE001
-        return RejectReason.IMAGE_UNDECODABLE, f"{name} cannot be decoded: {type(e).__name__}: {e}"
+        raise RecordProblem(RejectReason.IMAGE_UNDECODABLE,
+                            f"{name} cannot be decoded: {type(e).__name__}: {e}") from None
     return _Decoded(ext=_EXT.get(fmt, fmt.lower()), width=width, height=height)

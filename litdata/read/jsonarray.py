@@ -14,11 +14,12 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from litdata.read.problem import RecordError
-from litdata.records import RejectReason
+from litdata.records import RecordProblem, RejectReason
 
 CHUNK_BYTES = 1 << 20
 COMPACT_CHARS = 1 << 16
@@ -80,12 +81,17 @@ class _Text:
         return self.base + n
 
 
-class _Stop(RecordError):
+class _Stop(RecordProblem):
     """The last item of a file whose reading stopped early; it stands for everything not read."""
 
 
 def iter_json_array(f: BinaryIO, *, max_record_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, Any]]:
-    """(index, parsed element or RecordError) for every element of the array that starts the file."""
+    """(index, parsed element or RecordProblem) for every element of the array that starts the file."""
+    yield from _elements(*_opened(f, chunk_bytes), max_record_bytes)
+
+
+def _opened(f: BinaryIO, chunk_bytes: int) -> tuple[_Text, int, str]:
+    """The reader at the array's first element: (buffer, index 0, the element's first character)."""
     buf = _Text(f, chunk_bytes)
     buf.more()
     if buf.text.startswith("\ufeff"):
@@ -93,9 +99,19 @@ def iter_json_array(f: BinaryIO, *, max_record_bytes: int, chunk_bytes: int = CH
     if buf.skip_space() != "[":
         raise ValueError("the file does not start with '['")
     buf.pos += 1
-    index = 0
-    ch = buf.skip_space()
+    return buf, 0, buf.skip_space()
+
+
+def _elements(buf: _Text, index: int, ch: str, max_record_bytes: int, *, stop: int | None = None,
+              at_element: Callable[[_Text, int], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """The elements from the one that starts at buf.pos (its first character is `ch`), numbered from `index`.
+    Reading ends before element `stop` when given (a partition, see JsonArrayCut); `at_element` sees the reader
+    at the start of every element (the offset index)."""
     while ch != "]":
+        if index == stop:
+            return
+        if at_element is not None:
+            at_element(buf, index)
         if ch == "":
             yield index, _stop(buf, index, "the file ends where an element was expected (truncated file?)")
             return
@@ -152,19 +168,19 @@ def _element(buf: _Text, index: int, max_record_bytes: int) -> Any:
             at = buf.offset(start)
             why = f"{e.msg} at byte {buf.offset(e.pos)}" if isinstance(e, json.JSONDecodeError) else _why(e)
             buf.pos, buf.next_starts = end, kind == "next"
-            return RecordError(RejectReason.INVALID_JSON, f"element {index} at byte {at} is not valid JSON: {why}")
+            return RecordProblem(RejectReason.INVALID_JSON, f"element {index} at byte {at} is not valid JSON: {why}")
         if end == len(buf.text) and buf.more():  # a number may go on in the next chunk
             continue
         buf.pos = end
         bad = _ESCAPED_BYTE.search(buf.text, start, end)
         if bad is not None:
-            return RecordError(
+            return RecordProblem(
                 RejectReason.INVALID_UTF8, f"element {index} is not valid UTF-8: see byte {buf.offset(bad.start())}"
             )
         return value
 
 
-def _skip_large(buf: _Text, scanner: _Scanner, scanned: int, index: int, max_record_bytes: int) -> RecordError:
+def _skip_large(buf: _Text, scanner: _Scanner, scanned: int, index: int, max_record_bytes: int) -> RecordProblem:
     """Skip an element over max_record_bytes chunk by chunk, holding none of it, and reject it."""
     at = buf.offset()
     while True:
@@ -176,11 +192,11 @@ def _skip_large(buf: _Text, scanner: _Scanner, scanned: int, index: int, max_rec
         kind, scanned = scanner.run(buf.text, buf.pos)
         if kind != "more":
             buf.pos, buf.next_starts = scanned, kind == "next"
-            return RecordError(RejectReason.RECORD_TOO_LARGE, f"element {index} at byte {at} is larger than "
+            return RecordProblem(RejectReason.RECORD_TOO_LARGE, f"element {index} at byte {at} is larger than "
                                                               f"max_record_bytes={max_record_bytes}; skipped")
 
 
-def _garbage(buf: _Text, index: int, max_record_bytes: int) -> RecordError:
+def _garbage(buf: _Text, index: int, max_record_bytes: int) -> RecordProblem:
     """Text where a ',' or ']' should be: skip to the next separator and reject it as one element."""
     found = buf.text[buf.pos : buf.pos + 20]
     at = buf.offset()
@@ -190,7 +206,7 @@ def _garbage(buf: _Text, index: int, max_record_bytes: int) -> RecordError:
         kind, end = scanner.run(buf.text, buf.pos + scanned)
         if kind != "more":
             buf.pos, buf.next_starts = end, kind == "next"
-            return RecordError(
+            return RecordProblem(
                 RejectReason.INVALID_JSON, f"expected ',' or ']' at byte {at} before element {index}, found {found!r}"
             )
         scanned, dropped = end - buf.pos, buf.pos
@@ -326,3 +342,64 @@ def _stop(buf: _Text, index: int, why: str) -> _Stop:
         f"reading stopped at element {index}, byte {buf.offset()}: {why}; the rest of the file is not read and "
         "is counted as this one reject",
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JsonArrayCut:
+    """The reader's state where element `index` starts: enough for another reader to start there and read on
+    exactly as one reader over the whole file does (the same buffer, so the same elements, indices, byte offsets
+    and messages, also after a broken element was resynchronised). The buffer's text is not stored: it is the
+    file's bytes [base, read_end) decoded again (UTF-8 resynchronises at a character boundary, and base is one)."""
+
+    index: int  # the element that starts here
+    offset: int  # its byte offset in the file
+    base: int  # byte offset of the buffer's first character
+    read_end: int  # bytes the reader had read from the file
+    pos: int  # the element's first character in the buffer, counted in characters
+    eof: bool  # the reader had reached the end of the file
+    crc: int  # zlib.crc32 of the bytes [base, read_end): the file is still the one indexed
+
+
+def index_json_array(f: BinaryIO, *, max_record_bytes: int, every_bytes: int,
+                     chunk_bytes: int = CHUNK_BYTES) -> list[JsonArrayCut]:
+    """One pass over the array as `iter_json_array` reads it, keeping a cut at the first element that starts
+    `every_bytes` or more after the previous cut (the first piece starts at the file's start and has no cut).
+    Memory: one reader's buffer, plus one cut per `every_bytes` of file."""
+    if every_bytes < 1:
+        raise ValueError(f"every_bytes must be >= 1, got {every_bytes}")
+    cuts: list[JsonArrayCut] = []
+    next_at = every_bytes
+
+    def at_element(buf: _Text, index: int) -> None:
+        nonlocal next_at
+        if index == 0 or buf.pos >= len(buf.text):  # the array's start, or the end of a truncated file
+            return
+        at = buf.offset()
+        if at >= next_at:
+            held = buf.text.encode("utf-8", "surrogateescape") + buf.decoder.getstate()[0]  # the bytes read
+            cuts.append(JsonArrayCut(index=index, offset=at, base=buf.base, read_end=buf.base + len(held),
+                                     pos=buf.pos, eof=buf.eof, crc=zlib.crc32(held)))
+            next_at = at + every_bytes
+
+    for _ in _elements(*_opened(f, chunk_bytes), max_record_bytes, at_element=at_element):
+        pass
+    return cuts
+
+
+def iter_json_array_piece(f: BinaryIO, start: JsonArrayCut | None, stop: int | None, *, max_record_bytes: int,
+                          chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, Any]]:
+    """The items of elements start.index (0 when start is None) up to `stop` (exclusive; None: to the end),
+    exactly as `iter_json_array` gives them. `start` and `stop` come from `index_json_array` with the same
+    max_record_bytes and chunk_bytes. OSError when the file no longer matches the cut."""
+    if start is None:
+        yield from _elements(*_opened(f, chunk_bytes), max_record_bytes, stop=stop)
+        return
+    buf = _Text(f, chunk_bytes)
+    f.seek(start.base)
+    raw = f.read(start.read_end - start.base)
+    buf.text = buf.decoder.decode(raw, final=start.eof)
+    buf.base, buf.pos, buf.eof = start.base, start.pos, start.eof
+    if zlib.crc32(raw) != start.crc or len(raw) != start.read_end - start.base or start.pos >= len(buf.text):
+        raise OSError(f"the file changed since it was indexed (element {start.index} no longer starts at byte "
+                      f"{start.offset})")
+    yield from _elements(buf, start.index, buf.text[start.pos], max_record_bytes, stop=stop)

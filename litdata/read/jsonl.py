@@ -6,15 +6,14 @@ import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from litdata.read.problem import RecordError
-from litdata.records import RejectReason
+from litdata.records import RecordProblem, RejectReason
 
 _BOM = b"\xef\xbb\xbf"
 _JSON_SPACE = b" \t\r\n"
 
 
 def iter_jsonl(f: BinaryIO, *, max_record_bytes: int, first_index: int = 0) -> Iterator[tuple[int, Any]]:
-    """(index, parsed value or RecordError) per non-blank line; index = line number - 1.
+    """(index, parsed value or RecordProblem) per non-blank line; index = line number - 1.
 
     `first_index` is the index of the first line `f` gives: a reader of one byte range of a file (the Ray
     engine's partitions) starts at that range's first line, and indices and messages stay those of the file.
@@ -31,7 +30,7 @@ def iter_jsonl(f: BinaryIO, *, max_record_bytes: int, first_index: int = 0) -> I
             size = len(line) + _skip_rest_of_line(f)
             yield (
                 index,
-                RecordError(
+                RecordProblem(
                     RejectReason.RECORD_TOO_LARGE,
                     f"line {lineno} has {size} bytes, more than max_record_bytes={max_record_bytes}",
                 ),
@@ -46,7 +45,7 @@ def parse_line(line: bytes, lineno: int) -> Any:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
-        return RecordError(
+        return RecordProblem(
             RejectReason.INVALID_UTF8,
             f"line {lineno} is not valid UTF-8: byte {e.start} of the line is {line[e.start : e.start + 1]!r} "
             f"({e.reason})",
@@ -58,9 +57,9 @@ def parse_json(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except RecursionError:
-        return RecordError(RejectReason.INVALID_JSON, f"{where} is nested too deeply to parse")
+        return RecordProblem(RejectReason.INVALID_JSON, f"{where} is nested too deeply to parse")
     except ValueError as e:  # JSONDecodeError, and ints longer than Python's digit limit
-        return RecordError(RejectReason.INVALID_JSON, f"{where} is not valid JSON: {e}")
+        return RecordProblem(RejectReason.INVALID_JSON, f"{where} is not valid JSON: {e}")
 
 
 def _skip_rest_of_line(f: BinaryIO) -> int:

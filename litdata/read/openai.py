@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litdata.read.image_refs import image_ref, path_ref
-from litdata.read.problem import RecordError, json_type
+from litdata.read.problem import json_type
 from litdata.read.turns import RawTurn, parse_role
-from litdata.records import ImageRef, RejectReason
+from litdata.records import ImageRef, RecordProblem, RejectReason
 from litdata.records.conversation import IMAGE_PLACEHOLDER
 
 _TEXT_PARTS = ("text", "input_text", "output_text")
@@ -32,14 +32,14 @@ def parse_messages(raw: list) -> Messages:
     for i, item in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(item, dict):
-            raise RecordError(
+            raise RecordProblem(
                 RejectReason.BAD_FIELD_TYPE,
                 f"{where} must be an object with 'role' and 'content', got {json_type(item)}",
             )
         said = item.get("role")
         if not isinstance(said, str):
             found = "is missing" if "role" not in item else f"is {json_type(said)}"
-            raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where}.role must be a string but {found}")
+            raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where}.role must be a string but {found}")
         role = parse_role(said, where)
         content = item.get("content")
         if isinstance(content, str):
@@ -56,7 +56,7 @@ def parse_messages(raw: list) -> Messages:
             text = "\n".join(pieces)
         else:
             found = "is missing" if "content" not in item else f"is {json_type(content)}"
-            raise RecordError(
+            raise RecordProblem(
                 RejectReason.BAD_FIELD_TYPE, f"{where}.content must be a string or a list of parts but {found}"
             )
         turns.append(RawTurn(role=role, text=text, field="messages", index=i, said=said))
@@ -68,12 +68,12 @@ def _part(part: object, where: str) -> tuple[str, ImageRef | None]:
     if isinstance(part, str):
         return part, None
     if not isinstance(part, dict):
-        raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where} must be a content part object, got {json_type(part)}")
+        raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where} must be a content part object, got {json_type(part)}")
     kind = part.get("type")
     if kind in _TEXT_PARTS:
         text = part.get("text")
         if not isinstance(text, str):
-            raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where}.text must be a string, got {json_type(text)}")
+            raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where}.text must be a string, got {json_type(text)}")
         return text, None
     if kind == "image":
         source = part.get("image")
@@ -83,9 +83,9 @@ def _part(part: object, where: str) -> tuple[str, ImageRef | None]:
         if isinstance(url, dict):
             url = url.get("url")
         if not isinstance(url, str):
-            raise RecordError(
+            raise RecordProblem(
                 RejectReason.BAD_FIELD_TYPE,
                 f'{where}.image_url must be a string or {{"url": ...}}, got {json_type(url)}',
             )
         return IMAGE_PLACEHOLDER, path_ref(url, f"{where}.image_url")
-    raise RecordError(RejectReason.BAD_FIELD_TYPE, f"{where} has unsupported content part type {kind!r}")
+    raise RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where} has unsupported content part type {kind!r}")

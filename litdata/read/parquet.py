@@ -9,8 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from litdata.read.problem import RecordError
-from litdata.records import RejectReason
+from litdata.records import RecordProblem, RejectReason
 
 _COLUMNS = ("id", "image", "images", "conversations", "messages")
 BATCH_ROWS = 1024
@@ -30,7 +29,7 @@ def open_parquet(path: Path) -> pq.ParquetFile:
 
 def iter_parquet(pf: pq.ParquetFile, *, batch_rows: int = BATCH_ROWS,
                  row_groups: range | None = None) -> Iterator[tuple[int, Any]]:
-    """(row index, row as a dict or RecordError). A row group that fails to decode yields one RecordError per
+    """(row index, row as a dict or RecordProblem). A row group that fails to decode yields one RecordProblem per
     row it still owed, so the record count stays exact. `row_groups` reads only those groups (the Ray engine's
     partitions), with row indices still counted from the start of the file."""
     names = pf.schema_arrow.names
@@ -55,7 +54,7 @@ def iter_parquet(pf: pq.ParquetFile, *, batch_rows: int = BATCH_ROWS,
             for _ in range(owed):
                 yield (
                     index,
-                    RecordError(
+                    RecordProblem(
                         RejectReason.READ_ERROR,
                         f"row group {group} of the Parquet file could not be read: {str(e).strip()}",
                     ),
@@ -69,7 +68,7 @@ _CONVERSION_ERRORS = (OverflowError, ValueError, pa.ArrowException)
 
 
 def _rows(batch: pa.RecordBatch) -> list[Any]:
-    """The batch's rows as dicts; a row with a value Python cannot hold becomes a RecordError, the others stay."""
+    """The batch's rows as dicts; a row with a value Python cannot hold becomes a RecordProblem, the others stay."""
     try:
         return batch.to_pylist()
     except _CONVERSION_ERRORS:
@@ -79,7 +78,7 @@ def _rows(batch: pa.RecordBatch) -> list[Any]:
         try:
             out.append(batch.slice(i, 1).to_pylist()[0])
         except _CONVERSION_ERRORS as e:
-            out.append(RecordError(RejectReason.BAD_FIELD_TYPE, f"a value cannot be read: {_column_why(batch, i, e)}"))
+            out.append(RecordProblem(RejectReason.BAD_FIELD_TYPE, f"a value cannot be read: {_column_why(batch, i, e)}"))
     return out
 
 

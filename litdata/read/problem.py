@@ -1,20 +1,8 @@
-"""The one exception type the record parsers raise; the stream turns it into a Reject."""
+"""Wording for the parsers' RecordProblems (litdata.records.RecordProblem, the one error shape of a bad record)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from litdata.records import RejectReason
-
-
-class RecordError(Exception):
-    """Why one record cannot become a Conversation. Low-level readers also yield instances (not raised) for
-    records they could not even parse, so every record yields exactly one item."""
-
-    def __init__(self, reason: RejectReason, message: str) -> None:
-        super().__init__(f"{reason.value}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 def json_type(value: Any) -> str:

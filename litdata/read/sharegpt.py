@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from litdata.read.problem import RecordError, json_type
+from litdata.read.problem import json_type
 from litdata.read.turns import ROLES, RawTurn, unknown_role
-from litdata.records import RejectReason
+from litdata.records import RecordProblem, RejectReason
 
 
 def parse_conversations(raw: list) -> list[RawTurn]:
@@ -20,14 +20,14 @@ def parse_conversations(raw: list) -> list[RawTurn]:
     return turns
 
 
-def _bad_turn(item: object, where: str) -> RecordError:
+def _bad_turn(item: object, where: str) -> RecordProblem:
     if not isinstance(item, dict):
-        return RecordError(
+        return RecordProblem(
             RejectReason.BAD_FIELD_TYPE, f"{where} must be an object with 'from' and 'value', got {json_type(item)}"
         )
     for key in ("from", "value"):
         value = item.get(key)
         if not isinstance(value, str):
             found = "is missing" if key not in item else f"is {json_type(value)}"
-            return RecordError(RejectReason.BAD_FIELD_TYPE, f"{where}.{key} must be a string but {found}")
+            return RecordProblem(RejectReason.BAD_FIELD_TYPE, f"{where}.{key} must be a string but {found}")
     return unknown_role(item["from"], where)

@@ -10,13 +10,12 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from litdata import fsio
+from litdata.config import ReadLimits
 from litdata.read.jsonarray import iter_json_array
 from litdata.read.jsonl import iter_jsonl
-from litdata.read.limits import ReadLimits
 from litdata.read.normalize import normalize_record
 from litdata.read.parquet import ParquetOpenError, iter_parquet, open_parquet
-from litdata.read.problem import RecordError
-from litdata.records import Conversation, Provenance, Reject
+from litdata.records import Conversation, Provenance, RecordProblem, Reject
 
 DEFAULT_LIMITS = ReadLimits()
 FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -123,9 +122,7 @@ def opened_parquet(path: str | Path) -> Iterator[pq.ParquetFile]:
 
 
 def record_item(value: Any, source: str, index: int, limits: ReadLimits) -> Conversation | Reject:
-    """One record as read (parsed JSON, a Parquet row, or the reader's RecordError) -> Conversation or Reject."""
-    if isinstance(value, RecordError):
-        return Reject(
-            provenance=Provenance(source=source, index=index, id=None), reason=value.reason, message=value.message
-        )
+    """One record as read (parsed JSON, a Parquet row, or the reader's RecordProblem) -> Conversation or Reject."""
+    if isinstance(value, RecordProblem):
+        return value.reject(Provenance(source=source, index=index, id=None))
     return normalize_record(value, source=source, index=index, limits=limits)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from litdata.read.problem import RecordError
-from litdata.records import RejectReason, Role
+from litdata.records import RecordProblem, RejectReason, Role
 
 ROLES: dict[str, Role] = {
     "system": Role.SYSTEM,
@@ -49,6 +48,6 @@ def parse_role(said: str, where: str) -> Role:
     return role
 
 
-def unknown_role(said: str, where: str) -> RecordError:
+def unknown_role(said: str, where: str) -> RecordProblem:
     known = ", ".join(sorted(ROLES))
-    return RecordError(RejectReason.UNKNOWN_ROLE, f"{where} has unknown role {said[:40]!r} (known: {known})")
+    return RecordProblem(RejectReason.UNKNOWN_ROLE, f"{where} has unknown role {said[:40]!r} (known: {known})")

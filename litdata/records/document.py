@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from litdata.images.file import read_verified
+from litdata.records.audit import AuditHit
 from litdata.records.provenance import Provenance
 
 
@@ -30,7 +31,7 @@ class ImageBlob:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Document:
-    """One tokenized, classified and weighted conversation: the unit that packing places into sequences."""
+    """One tokenized conversation with its token classes and weights: the unit that packing places into sequences."""
 
     provenance: Provenance
     tokens: np.ndarray  # int32 [n]
@@ -43,6 +44,7 @@ class Document:
     # tiles for tiling rules. Empty when made without a rule (then `expanded_length` takes one fixed count).
     image_counts: tuple[int, ...] = ()
     image_tiles: tuple[int, ...] = ()
+    audit: tuple[AuditHit, ...] = ()  # harmful spans found in it (masked), for harmful_audit.jsonl
 
     @property
     def n_tokens(self) -> int:

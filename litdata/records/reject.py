@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from litdata.records.audit import AuditHit
 from litdata.records.provenance import Provenance
 
 
@@ -40,7 +41,22 @@ class Reject:
     provenance: Provenance
     reason: RejectReason
     message: str
+    audit: tuple[AuditHit, ...] = ()  # harmful spans found before it was rejected, for harmful_audit.jsonl
 
     def to_json(self) -> dict:
         p = self.provenance
         return {"file": p.source, "index": p.index, "id": p.id, "reason": self.reason.value, "message": self.message}
+
+
+class RecordProblem(Exception):
+    """Why one record cannot go on, raised by whichever stage finds it (reading, images, rendering, tokenizing);
+    `reject` makes it the record's Reject, the only form a bad record takes in the output. Readers that must
+    yield one item per record even when the record does not parse yield an instance instead of raising it."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def reject(self, provenance: Provenance, audit: tuple[AuditHit, ...] = ()) -> Reject:
+        return Reject(provenance=provenance, reason=self.reason, message=self.detail, audit=audit)

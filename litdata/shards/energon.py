@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import struct
 import tarfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from litdata import FORMAT_NAME, FORMAT_VERSION
+from litdata.shards.atomic import atomic_file, atomic_write
+from litdata.shards.schema import FORMAT_NAME, FORMAT_VERSION
 
 META_DIR = ".nv-meta"
 ITAR_SUFFIX = ".idx"  # appended to the shard name: shard-000000.tar -> shard-000000.tar.idx
@@ -70,7 +71,7 @@ _INDEXES = (
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ShardEntry:
+class EnergonShard:
     """A finished shard in the output folder. `sequences`, when given, is checked against the tar's content."""
 
     name: str  # path relative to the output folder, e.g. "shard-000000.tar"
@@ -87,7 +88,7 @@ class _ShardIndex:
 
 def write_nv_meta(
     out_dir: Path,
-    shards: Sequence[ShardEntry],
+    shards: Sequence[EnergonShard],
     *,
     subflavors: Mapping[str, str | int] = DEFAULT_SUBFLAVORS,
 ) -> list[Path]:
@@ -104,34 +105,26 @@ def write_nv_meta(
     written: list[Path] = []
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
-    sqlite_tmp = meta / "index.sqlite.tmp"
-    # A crashed run's leftovers: sqlite would append to the stale file or replay its journal into the new one.
-    sqlite_tmp.unlink(missing_ok=True)
-    sqlite_tmp.with_name(sqlite_tmp.name + "-journal").unlink(missing_ok=True)
-    db = sqlite3.connect(sqlite_tmp)
-    try:
-        for statement in _SCHEMA:
-            db.execute(statement)
-        for tar_id, (entry, name) in enumerate(zip(shards, names)):
-            index = _scan_shard(out_dir / name, name)
-            if entry.sequences is not None and entry.sequences != len(index.samples):
-                raise ValueError(
-                    f"{out_dir / name}: holds {len(index.samples)} samples, the writer reported {entry.sequences}"
-                )
-            counts[name] = len(index.samples)
-            _insert(db, tar_id, index)
-            _hash_index(digest, index)
-            offsets = [offset for _, offset, _ in index.samples] + [index.end]
-            written.append(_atomic_write(out_dir / (name + ITAR_SUFFIX), struct.pack(f"<{len(offsets)}Q", *offsets)))
-        for statement in _INDEXES:
-            db.execute(statement)
-        db.commit()
-    except BaseException:
-        db.close()
-        sqlite_tmp.unlink(missing_ok=True)
-        raise
-    db.close()
-    os.replace(sqlite_tmp, meta / "index.sqlite")
+    with atomic_file(meta / "index.sqlite") as sqlite_tmp:
+        # A crashed run's journal: sqlite would replay it into the new file (atomic_file removed its temporary).
+        sqlite_tmp.with_name(sqlite_tmp.name + "-journal").unlink(missing_ok=True)
+        with closing(sqlite3.connect(sqlite_tmp)) as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            for tar_id, (entry, name) in enumerate(zip(shards, names)):
+                index = _scan_shard(out_dir / name, name)
+                if entry.sequences is not None and entry.sequences != len(index.samples):
+                    raise ValueError(f"{out_dir / name}: holds {len(index.samples)} samples, the writer reported "
+                                     f"{entry.sequences}")
+                counts[name] = len(index.samples)
+                _insert(db, tar_id, index)
+                _hash_index(digest, index)
+                offsets = [offset for _, offset, _ in index.samples] + [index.end]
+                written.append(atomic_write(out_dir / (name + ITAR_SUFFIX),
+                                            struct.pack(f"<{len(offsets)}Q", *offsets)))
+            for statement in _INDEXES:
+                db.execute(statement)
+            db.commit()
     written.append(meta / "index.sqlite")
 
     info = {"energon_version": ENERGON_LAYOUT_VERSION, "shard_counts": counts}
@@ -140,10 +133,10 @@ def write_nv_meta(
     index_id = uuid.uuid5(_UUID_NAMESPACE, digest.hexdigest())
     # .info.json last: it is what makes energon treat the folder as prepared.
     written += [
-        _atomic_write(meta / "index.uuid", str(index_id).encode()),
-        _atomic_write(meta / "split.yaml", yaml.safe_dump(split, sort_keys=False).encode()),
-        _atomic_write(meta / "dataset.yaml", yaml.safe_dump(dataset, sort_keys=False).encode()),
-        _atomic_write(meta / ".info.json", json.dumps(info, indent=2).encode()),
+        atomic_write(meta / "index.uuid", str(index_id).encode()),
+        atomic_write(meta / "split.yaml", yaml.safe_dump(split, sort_keys=False).encode()),
+        atomic_write(meta / "dataset.yaml", yaml.safe_dump(dataset, sort_keys=False).encode()),
+        atomic_write(meta / ".info.json", json.dumps(info, indent=2).encode()),
     ]
     return written
 
@@ -227,10 +220,3 @@ def _duplicate_key(db: sqlite3.Connection, index: _ShardIndex) -> str:
 
 def _hash_index(digest: hashlib._Hash, index: _ShardIndex) -> None:
     digest.update(json.dumps([index.name, index.samples, index.parts, index.end]).encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path

@@ -12,34 +12,33 @@ import hashlib
 import io
 import json
 import os
-import re
 import stat
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import numpy as np
 
 from litdata.classes import TokenClass
+from litdata.shards.schema import (
+    ARRAYS,
+    IMAGE,
+    IMAGE_ARRAYS,
+    IMAGE_TILES,
+    IMAGE_TOKENS,
+    JSON,
+    KEY,
+    MAX_IMAGE_BYTES,
+    MAX_JSON_BYTES,
+    MAX_OTHER_BYTES,
+    NPY_HEADER_MAX,
+    SHARD_NAME,
+    max_items,
+)
 
-# The array members of every sample, 1-D each, in the order callers unpack them.
-ARRAYS = {"tokens.npy": np.int32, "weights.npy": np.float32, "classes.npy": np.uint8, "cu_seqlens.npy": np.int32}
-# Per-image members of samples with images (format 2): each image's expanded count, and tiles for tiling rules.
-IMAGE_ARRAYS = {"image_tokens.npy": np.int32, "image_tiles.npy": np.int32}
-KEY = re.compile(r"^[0-9A-Za-z_-]+$")  # dot-free, so a member name splits into key and suffix at its first dot
-IMAGE = re.compile(r"^img(\d{3,})\.[a-z0-9]+$")  # KEY.imgNNN.EXT, numbered in placeholder order
-SHARD_NAME = re.compile(r"^shard-[0-9]{6,}\.tar$")  # the writer's names (shards/writer.py SHARD_PATTERN)
 T = TypeVar("T")
-
-# Bounds on what a member may make a reader allocate. Sizes in tar and .npy headers are claims, not facts: a GNU
-# sparse member of a 10 KB shard expands to gigabytes, an .npy header can declare 10^12 items. Every member is
-# checked against these before its bytes are read, every array header before its array is allocated.
-DEFAULT_MAX_TOKENS = 1 << 24  # when no manifest gives seq_len (a shard read on its own)
-NPY_HEADER_MAX = 1 << 16  # the .npy v1 header length field is 16 bits; np.save pads to 64-byte multiples
-MAX_JSON_BYTES = 64 << 20  # per-document metadata of one sequence; the compiler's whole-record bound
-MAX_IMAGE_BYTES = 256 << 20  # the default max_shard_bytes: no compiled image can be larger than its shard
-MAX_OTHER_BYTES = 64 << 20  # members this reader does not know (a newer format version, another producer)
 
 
 class FormatProblem(ValueError):
@@ -78,7 +77,7 @@ def group_samples(members: Iterable[tuple[str, T]]) -> Iterator[tuple[str, dict[
 def max_member_bytes(suffix: str, seq_len: int | None) -> int:
     """The most bytes a member with this suffix may hold in a shard compiled for `seq_len` (None: unknown)."""
     if suffix.endswith(".npy"):  # every array holds at most seq_len + 1 items (cu_seqlens), none wider than 8 bytes
-        return NPY_HEADER_MAX + 8 * ((seq_len or DEFAULT_MAX_TOKENS) + 1)
+        return NPY_HEADER_MAX + 8 * max_items(seq_len)
     if suffix == "json":
         return MAX_JSON_BYTES
     if IMAGE.match(suffix):
@@ -179,23 +178,47 @@ def load_array(suffix: str, data: bytes | None, max_items: int | None = None,
     return np.frombuffer(data, dtype=dtype, count=n, offset=f.tell()).copy()  # a writable array, as np.load gave
 
 
+def load_arrays(members: Mapping[str, bytes], seq_len: int | None = None) -> tuple[np.ndarray, ...]:
+    """A sample's four ARRAYS (tokens, weights, classes, cu_seqlens), decoded by `load_array` and bounded by the
+    `seq_len` it was compiled for (None: unknown); raises FormatProblem for the first one wrong."""
+    return tuple(load_array(s, members.get(s), max_items(seq_len)) for s in ARRAYS)
+
+
 def image_token_counts(arrays: Mapping[str, np.ndarray], n_images: int, fixed: int | None) -> np.ndarray:
     """Each image's count of positions once expanded, int32 [n_images] in placeholder order: the sample's
     `image_tokens.npy` (in `arrays`, keyed by suffix), or for shards written before it existed (format 1) `fixed`,
     the manifest's `config.image_tokens`. Raises FormatProblem when the member is missing and `fixed` is None (a
     sample without images has no member and needs none), or has the wrong dtype, shape or length, or a negative
     count."""
-    a = arrays.get("image_tokens.npy")
+    a = arrays.get(IMAGE_TOKENS)
     if a is None:
         if fixed is None and n_images:
-            raise FormatProblem("image_tokens.npy", f"missing ({n_images} images and no fixed count to fall back on)")
+            raise FormatProblem(IMAGE_TOKENS, f"missing ({n_images} images and no fixed count to fall back on)")
         return np.full(n_images, fixed or 0, dtype=np.int32)
-    if a.dtype != np.int32 or a.ndim != 1:
-        raise FormatProblem("image_tokens.npy", f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
+    if a.dtype != IMAGE_ARRAYS[IMAGE_TOKENS] or a.ndim != 1:
+        raise FormatProblem(IMAGE_TOKENS, f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
     if len(a) != n_images:
-        raise FormatProblem("image_tokens.npy", f"{len(a)} counts for {n_images} images")
+        raise FormatProblem(IMAGE_TOKENS, f"{len(a)} counts for {n_images} images")
     if a.min(initial=0) < 0:
-        raise FormatProblem("image_tokens.npy", f"negative count {int(a.min())}")
+        raise FormatProblem(IMAGE_TOKENS, f"negative count {int(a.min())}")
+    return a
+
+
+def image_tile_counts(arrays: Mapping[str, np.ndarray], n_images: int,
+                      tiled_rule: str | None = None) -> np.ndarray | None:
+    """Each image's count of tiles, int32 [n_images] in placeholder order (the sample's `image_tiles.npy`, in
+    `arrays` keyed by suffix), or None when the sample has none. Raises FormatProblem when it is missing although
+    the compile's rule `tiled_rule` cuts images into tiles and the sample has images, or has the wrong dtype,
+    shape or length."""
+    a = arrays.get(IMAGE_TILES)
+    if a is None:
+        if tiled_rule is not None and n_images:
+            raise FormatProblem(IMAGE_TILES, f"missing ({n_images} images, rule {tiled_rule})")
+        return None
+    if a.dtype != IMAGE_ARRAYS[IMAGE_TILES] or a.ndim != 1:
+        raise FormatProblem(IMAGE_TILES, f"dtype {a.dtype}{list(a.shape)}, expected int32[{n_images}]")
+    if len(a) != n_images:
+        raise FormatProblem(IMAGE_TILES, f"{len(a)} tile counts for {n_images} images")
     return a
 
 
@@ -212,6 +235,35 @@ def load_json(data: bytes | None, *, documents: bool = False) -> Any:
     if documents and (not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs)):
         raise FormatProblem("json", "has no 'documents' list of objects")
     return docs if documents else meta
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedSample:
+    """One sample's members decoded and checked by `load_sample`; its images stay encoded."""
+
+    tokens: np.ndarray  # int32 [n]
+    weights: np.ndarray  # float32 [n]
+    classes: np.ndarray  # uint8 [n]
+    cu_seqlens: np.ndarray  # int32 [d + 1], rising strictly from 0 to n
+    meta: Any  # KEY.json as decoded; with `documents`, its list of per-document objects
+    per_image: dict[str, np.ndarray]  # the IMAGE_ARRAYS members present, by suffix
+    images: tuple[str, ...]  # image member suffixes (imgNNN.EXT), in placeholder order
+
+
+def load_sample(members: Mapping[str, Any], *, seq_len: int | None = None, vocab_size: int | None = None,
+                documents: bool = False) -> LoadedSample:
+    """Decode and check what every reader of a sample needs (the loaders; verify and inspect read member by member
+    to report more than the first problem, or to skip images): the arrays and KEY.json (`load_arrays`,
+    `load_json`), their consistency (`array_problems`, with the documents' token counts when `documents`), and the
+    per-image arrays present. Raises FormatProblem for the first thing wrong."""
+    tokens, weights, classes, cu = load_arrays(members, seq_len)
+    meta = load_json(members.get(JSON), documents=documents)
+    doc_tokens = [d.get("tokens") for d in meta] if documents else None
+    if problems := array_problems(tokens, weights, classes, cu, doc_tokens, vocab_size):
+        raise problems[0]
+    per_image = {s: load_array(s, members[s]) for s in IMAGE_ARRAYS if s in members}
+    return LoadedSample(tokens=tokens, weights=weights, classes=classes, cu_seqlens=cu, meta=meta,
+                        per_image=per_image, images=tuple(image_suffixes(members)))
 
 
 def array_problems(tokens: np.ndarray, weights: np.ndarray, classes: np.ndarray, cu: np.ndarray,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,23 +18,24 @@ import webdataset as wds
 
 from litdata.hashing import file_sha256
 from litdata.pack.packer import PackedSequence
+from litdata.shards.atomic import AtomicFile
+from litdata.shards.manifest import ShardEntry
+from litdata.shards.schema import (
+    ARRAYS,
+    CLASSES,
+    CU_SEQLENS,
+    IMAGE_ARRAYS,
+    IMAGE_MEMBER,
+    IMAGE_TILES,
+    IMAGE_TOKENS,
+    JSON,
+    SHARD_PATTERN,
+    TOKENS,
+    WEIGHTS,
+)
 
-SHARD_PATTERN = "shard-{:06d}.tar"
 TAR_MTIME = 0.0
 _TAR_OVERHEAD = 1024  # header block + worst-case padding per member, for the size bound
-
-
-@dataclass(frozen=True, kw_only=True)
-class ShardInfo:
-    name: str
-    sha256: str
-    bytes: int
-    sequences: int
-    documents: int
-    tokens: int
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class _HashingFile:
@@ -65,19 +64,19 @@ def _npy(a: np.ndarray) -> bytes:
 
 def sample_members(seq: PackedSequence) -> dict[str, bytes]:
     docs = seq.docs
-    cu = np.zeros(len(docs) + 1, dtype=np.int32)
+    cu = np.zeros(len(docs) + 1, dtype=ARRAYS[CU_SEQLENS])
     np.cumsum([d.n_tokens for d in docs], out=cu[1:])
     members = {
-        "tokens.npy": _npy(np.concatenate([d.tokens for d in docs]).astype(np.int32, copy=False)),
-        "weights.npy": _npy(np.concatenate([d.weights for d in docs]).astype(np.float32, copy=False)),
-        "classes.npy": _npy(np.concatenate([d.classes for d in docs]).astype(np.uint8, copy=False)),
-        "cu_seqlens.npy": _npy(cu),
-        "json": json.dumps({"documents": [d.meta for d in docs]}, sort_keys=True, separators=(",", ":")).encode(),
+        TOKENS: _npy(np.concatenate([d.tokens for d in docs]).astype(ARRAYS[TOKENS], copy=False)),
+        WEIGHTS: _npy(np.concatenate([d.weights for d in docs]).astype(ARRAYS[WEIGHTS], copy=False)),
+        CLASSES: _npy(np.concatenate([d.classes for d in docs]).astype(ARRAYS[CLASSES], copy=False)),
+        CU_SEQLENS: _npy(cu),
+        JSON: json.dumps({"documents": [d.meta for d in docs]}, sort_keys=True, separators=(",", ":")).encode(),
     }
     n = 0
     for d in docs:
         for img in d.images:
-            members[f"img{n:03d}.{img.ext}"] = img.read()
+            members[IMAGE_MEMBER.format(n, img.ext)] = img.read()
             n += 1
     if n:
         members.update(_image_count_members(docs))
@@ -90,9 +89,10 @@ def _image_count_members(docs: tuple) -> dict[str, bytes]:
     for d in docs:
         if len(d.image_counts) != len(d.images) or (d.image_tiles and len(d.image_tiles) != len(d.images)):
             raise ValueError(f"{d.provenance.describe()}: {len(d.images)} images but {len(d.image_counts)} counts")
-    out = {"image_tokens.npy": _npy(np.array([c for d in docs for c in d.image_counts], dtype=np.int32))}
+    counts = [c for d in docs for c in d.image_counts]
+    out = {IMAGE_TOKENS: _npy(np.array(counts, dtype=IMAGE_ARRAYS[IMAGE_TOKENS]))}
     if any(d.image_tiles for d in docs):
-        out["image_tiles.npy"] = _npy(np.array([t for d in docs for t in d.image_tiles], dtype=np.int32))
+        out[IMAGE_TILES] = _npy(np.array([t for d in docs for t in d.image_tiles], dtype=IMAGE_ARRAYS[IMAGE_TILES]))
     return out
 
 
@@ -100,17 +100,18 @@ class ShardWriter:
     def __init__(self, out_dir: Path, *, max_bytes: int, max_sequences: int,
                  claim: Callable[[str], None]) -> None:
         self.out_dir = out_dir
-        self.claim = claim  # records a shard name as this run's before its file is created (OutputDir.claim)
+        self.claim = claim  # records a shard name as this run's before its file is created (OutputWriter.claim)
         self.max_bytes, self.max_sequences = max_bytes, max_sequences
-        self.shards: list[ShardInfo] = []
+        self.shards: list[ShardEntry] = []
         self._seq_index = 0
         self._open_shard()
 
     def _open_shard(self) -> None:
         self._name = SHARD_PATTERN.format(len(self.shards))
         self.claim(self._name)
-        self._tmp = self.out_dir / f".{self._name}.partial"
-        self._file = open(self._tmp, "wb")
+        self._target = AtomicFile(self.out_dir / self._name)
+        self._target.discard()  # a killed run's leftover
+        self._file = open(self._target.temp, "wb")
         self._hash = _HashingFile(self._file)
         self._tar = wds.TarWriter(self._hash, encoder=False, mtime=TAR_MTIME, user="litdata", group="litdata",
                                   mode=0o444)
@@ -132,25 +133,22 @@ class ShardWriter:
 
     def _finish(self) -> None:
         self._tar.close()  # writes the end-of-archive blocks through the hashing file
-        self._file.flush()
-        os.fsync(self._file.fileno())
         self._file.close()
-        final = self.out_dir / self._name
-        sha = self._hash.sha.hexdigest()
+        final, sha = self._target.path, self._hash.sha.hexdigest()
         if final.is_file() and file_sha256(final) == sha:
-            self._tmp.unlink()  # a resumed run: the shard from before the crash is verified complete; keep it
+            self._target.discard()  # a resumed run: the shard from before the crash is verified complete; keep it
         else:
-            os.replace(self._tmp, final)
-        self.shards.append(ShardInfo(name=self._name, sha256=sha, bytes=self._hash.n,
+            self._target.commit()
+        self.shards.append(ShardEntry(name=self._name, sha256=sha, bytes=self._hash.n,
                                      sequences=self._count, documents=self._docs, tokens=self._tokens))
 
-    def close(self) -> list[ShardInfo]:
+    def close(self) -> list[ShardEntry]:
         if self._count:
             self._finish()
         else:
             self._tar.close()
             self._file.close()
-            self._tmp.unlink(missing_ok=True)
+            self._target.discard()
         return self.shards
 
     def abort(self) -> None:
@@ -160,4 +158,4 @@ class ShardWriter:
             self._tar.close()
             self._file.close()
         finally:
-            self._tmp.unlink(missing_ok=True)
+            self._target.discard()

@@ -1,4 +1,4 @@
-"""Span classification inside turns: task-template mining and harmful spans (DESIGN.md, 'classify').
+"""Spans inside turns, labelled before rendering: task-template mining and harmful spans (DESIGN.md, 'spans').
 
 The names below are imported on first use (PEP 562), not with the package: the labeler pulls in spaCy (and,
 through thinc, torch) and mining pulls in polars, seconds of start-up that `litdata --help` and the argument
@@ -11,14 +11,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from litdata.config import HarmfulSettings, MiningSettings
     from litdata.spans.labeler import SpanLabel, TurnLabeler
     from litdata.spans.mining import mine_templates
-    from litdata.spans.settings import HarmfulSettings, MiningSettings
     from litdata.spans.table import TemplateTable
 
 _WHERE = {
-    "HarmfulSettings": "litdata.spans.settings",
-    "MiningSettings": "litdata.spans.settings",
+    "HarmfulSettings": "litdata.config",
+    "MiningSettings": "litdata.config",
     "SpanLabel": "litdata.spans.labeler",
     "TurnLabeler": "litdata.spans.labeler",
     "mine_templates": "litdata.spans.mining",

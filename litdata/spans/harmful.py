@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from litdata.spans.settings import HarmfulSettings
+from litdata.config import HarmfulSettings
 
 __all__ = ["DEFAULT_LEXICON", "HarmfulSettings", "ModelDetector", "build_matcher", "read_lexicon", "resolve_label"]
 

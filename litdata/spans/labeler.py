@@ -4,7 +4,7 @@ Spans are whole sentences (see sentences.py). Template labels go to user-turn se
 colon-prefix shape, is a template shape. Harmful labels go to sentences of any turn that a lexicon phrase
 matches or the model scores at or above the threshold; harmful wins over template. When every sentence of a
 turn is labelled, the labels are widened over the whitespace between them, so that nothing of such a turn
-(except its `<image>` tags, which the pipeline classifies itself) keeps the instruction class.
+(except its `<image>` tags, which get the image class as token classes) keeps the instruction class.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from litdata.classes import TokenClass
 from litdata.spans.harmful import ModelDetector, build_matcher
 from litdata.spans.sentences import Sentence, SentenceSplitter, shared_nlp
-from litdata.spans.settings import HarmfulSettings
+from litdata.config import HarmfulSettings
 from litdata.spans.shapes import matching_template
 from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
 

@@ -13,7 +13,7 @@ from itertools import islice
 import polars as pl
 
 from litdata.spans.sentences import SentenceSplitter
-from litdata.spans.settings import MiningSettings
+from litdata.config import MiningSettings
 from litdata.spans.shapes import shapes_of
 from litdata.spans.table import COUNTS_SCHEMA, TemplateTable
 from litdata.records.conversation import Conversation, Role

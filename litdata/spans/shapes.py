@@ -3,7 +3,7 @@
 A shape is lower-case with whitespace collapsed; numbers become `<num>` and coordinate lists or bracketed
 boxes (`[0.12, 0.34, 0.56, 0.78]`, `(12, 40)`) become `<box>`, so that parametric templates such as
 "Please provide a short description for this region: [0.1, 0.2, 0.3, 0.4]." count as one sentence.
-The `<image>` placeholder is removed: the pipeline classifies it on its own.
+The `<image>` placeholder is removed: it gets the image class as a token class, whatever the spans say.
 
 Templates whose tail is free text ("... this sentence describes: a red circle on the left.") cannot collapse
 that way; for them `prefix_shape` gives the part up to the colon followed by `<arg>`. Mining counts both

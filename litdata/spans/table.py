@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from litdata.spans.settings import MiningSettings
+from litdata.config import MiningSettings
 
 TEMPLATE = "template"
 NOT_TEMPLATE = "not_template"

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from litdata.shards import reader as shard_format
+from litdata.shards import reader as shard_reader
+from litdata.shards.manifest import Counts, Manifest, TemplatesEntry, TokenTotals
 from litdata.classes import TokenClass, class_weights, weight_table
+from litdata.weigh import weigh_sequence
 
 _VIT = weight_table(class_weights("vit"))
 _LIT = weight_table(class_weights("lit"))
@@ -43,12 +45,11 @@ class ShardTotals:
         self.expanded += expanded
         starts = cu[:-1][(cu[:-1] >= 0) & (cu[:-1] < len(classes))]
         for table, attr in ((_VIT, "supervised_vit"), (_LIT, "supervised_lit")):
-            per_token = table[classes]
-            per_token[starts] = 0  # a document's first token is never supervised (DESIGN, weight semantics)
-            setattr(self, attr, getattr(self, attr) + int(np.count_nonzero(per_token)))
+            supervised = np.count_nonzero(weigh_sequence(classes, starts, table))
+            setattr(self, attr, getattr(self, attr) + int(supervised))
         self.weight_sum += float(weights.sum(dtype=np.float64))
 
-    def manifest_problems(self, tokens: dict) -> list[str]:
+    def manifest_problems(self, tokens: TokenTotals) -> list[str]:
         found = {
             "total": int(self.by_class.sum()),
             "expanded_total": self.expanded,
@@ -56,36 +57,37 @@ class ShardTotals:
             "supervised_lit": self.supervised_lit,
             **{f"by_class.{c.label}": int(self.by_class[c]) for c in TokenClass},
         }
-        claimed = {**tokens, **{f"by_class.{k}": v for k, v in (tokens.get("by_class") or {}).items()}}
+        claimed = {**tokens.to_json(), **{f"by_class.{k}": v for k, v in tokens.by_class.items()}}
         out = [f"manifest.json: tokens.{k} is {claimed.get(k)}, the shards hold {v}"
                for k, v in found.items() if claimed.get(k) != v]
-        w = claimed.get("weight_sum")
-        if not isinstance(w, (int, float)) or not math.isclose(w, self.weight_sum, rel_tol=1e-6, abs_tol=1e-3):
+        w = tokens.weight_sum
+        if not math.isclose(w, self.weight_sum, rel_tol=1e-6, abs_tol=1e-3):
             out.append(f"manifest.json: tokens.weight_sum is {w}, the shards' weights sum to {self.weight_sum:.6f}")
         return out
 
 
-def side_file_problems(out: Path, manifest: dict, totals: ShardTotals | None,
+def side_file_problems(out: Path, manifest: Manifest, totals: ShardTotals | None,
                        offsets: dict[str, list[int]]) -> list[str]:
     """Problems with the token totals (None: not compared) and the side files of a compile."""
-    names = [s["name"] for s in manifest["shards"]]
+    names = manifest.shard_names
     problems = []
-    if totals is not None and "tokens" in manifest:
-        problems += totals.manifest_problems(manifest["tokens"])
-    problems += _rejects(out, manifest["counts"])
-    if "templates" in manifest:
-        problems += _templates(out, manifest["templates"])
+    if totals is not None and manifest.tokens is not None:
+        problems += totals.manifest_problems(manifest.tokens)
+    if manifest.counts is not None:
+        problems += _rejects(out, manifest.counts)
+    if manifest.templates is not None:
+        problems += _templates(out, manifest.templates)
     if names:
         problems += _energon(out, names, offsets)
     return problems
 
 
-def _rejects(out: Path, counts: dict) -> list[str]:
+def _rejects(out: Path, counts: Counts) -> list[str]:
     """Every rejected record is a line of rejects.jsonl: the file exists and its reasons add up to the counts."""
     try:
-        f = shard_format.open_regular(out / "rejects.jsonl")
-    except shard_format.FormatProblem as p:
-        return [f"rejects.jsonl: {p.reason} (the manifest counts {counts.get('rejected')} rejected records)"]
+        f = shard_reader.open_regular(out / "rejects.jsonl")
+    except shard_reader.FormatProblem as p:
+        return [f"rejects.jsonl: {p.reason} (the manifest counts {counts.rejected} rejected records)"]
     reasons: Counter = Counter()
     with f:
         for number, line in enumerate(iter(lambda: f.readline(MAX_REJECT_LINE + 1), b""), 1):
@@ -97,21 +99,21 @@ def _rejects(out: Path, counts: dict) -> list[str]:
                 reasons[json.loads(line)["reason"]] += 1
             except (ValueError, KeyError, TypeError):
                 return [f"rejects.jsonl: line {number} is not a JSON object with a 'reason'"]
-    if sum(reasons.values()) != counts.get("rejected") or dict(reasons) != counts.get("rejected_by_reason", reasons):
+    if sum(reasons.values()) != counts.rejected or dict(reasons) != counts.rejected_by_reason:
         return [f"rejects.jsonl: {sum(reasons.values())} rejects {dict(sorted(reasons.items()))}, the manifest "
-                f"counts {counts.get('rejected')} {counts.get('rejected_by_reason')}"]
+                f"counts {counts.rejected} {dict(counts.rejected_by_reason)}"]
     return []
 
 
-def _templates(out: Path, entry: dict) -> list[str]:
-    if entry.get("file") != "templates.parquet":
-        return [f"manifest.json: templates.file is {entry.get('file')!r}, expected 'templates.parquet'"]
+def _templates(out: Path, entry: TemplatesEntry) -> list[str]:
+    if entry.file != "templates.parquet":
+        return [f"manifest.json: templates.file is {entry.file!r}, expected 'templates.parquet'"]
     try:
-        with shard_format.open_regular(out / "templates.parquet") as f:
-            digest = shard_format.sha256_of(f)
-    except shard_format.FormatProblem as p:
+        with shard_reader.open_regular(out / "templates.parquet") as f:
+            digest = shard_reader.sha256_of(f)
+    except shard_reader.FormatProblem as p:
         return [f"templates.parquet: {p.reason}"]
-    return [] if digest == entry.get("sha256") else ["templates.parquet: sha256 differs from the manifest"]
+    return [] if digest == entry.sha256 else ["templates.parquet: sha256 differs from the manifest"]
 
 
 def _energon(out: Path, names: list[str], offsets: dict[str, list[int]]) -> list[str]:
@@ -120,9 +122,9 @@ def _energon(out: Path, names: list[str], offsets: dict[str, list[int]]) -> list
     for name in names:
         idx = out / (name + ".idx")
         try:
-            with shard_format.open_regular(idx) as f:
+            with shard_reader.open_regular(idx) as f:
                 data = f.read(8 * (len(offsets.get(name, [])) + 1) + 8)
-        except shard_format.FormatProblem as p:
+        except shard_reader.FormatProblem as p:
             problems.append(f"{idx.name}: {p.reason}")
             continue
         if name in offsets and data != struct.pack(f"<{len(offsets[name])}Q", *offsets[name]):

@@ -9,8 +9,10 @@ import warnings
 
 import numpy as np
 
-from litdata.shards import reader as shard_format
-from litdata.images.tokens import RuleError, rule_from_config
+from litdata.shards import reader as shard_reader
+from litdata.images.tokens import RuleError
+from litdata.shards.manifest import Manifest
+from litdata.shards.schema import IMAGE_ARRAYS, IMAGE_TOKENS
 
 
 def _size(data: bytes) -> tuple[int, int] | None:
@@ -26,42 +28,37 @@ def _size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def image_counts(m: dict[str, bytes], image_bytes: list[bytes] | None, n_img: int, cfg: dict) -> np.ndarray:
+def image_counts(m: dict[str, bytes], image_bytes: list[bytes] | None, n_img: int, manifest: Manifest) -> np.ndarray:
     """The sample's per-image counts, checked. Raises FormatProblem for the first thing wrong.
     `image_bytes`: the image members in placeholder order, or None when they do not match the placeholders
     (already reported), so that only the member's own shape is checked."""
-    version2 = cfg.get("image_token_rule") is not None
-    arrays = {s: shard_format.load_array(s, m[s]) for s in shard_format.IMAGE_ARRAYS if s in m}
-    if n_img and version2 and "image_tokens.npy" not in arrays:
-        raise shard_format.FormatProblem("image_tokens.npy", f"missing ({n_img} images)")
-    counts = shard_format.image_token_counts(arrays, n_img, None if version2 else int(cfg["image_tokens"]))
+    arrays = {s: shard_reader.load_array(s, m[s]) for s in IMAGE_ARRAYS if s in m}
+    if n_img and manifest.image_token_rule is not None and IMAGE_TOKENS not in arrays:
+        raise shard_reader.FormatProblem(IMAGE_TOKENS, f"missing ({n_img} images)")
+    counts = shard_reader.image_token_counts(arrays, n_img, manifest.fixed_image_tokens)
     try:
-        rule = rule_from_config(cfg)
+        rule = manifest.image_rule()
     except RuleError as e:
-        raise shard_format.FormatProblem("image_tokens.npy", f"cannot recompute: {e}") from None
-    tiles = arrays.get("image_tiles.npy")
-    if rule.tiled and n_img and tiles is None:
-        raise shard_format.FormatProblem("image_tiles.npy", f"missing ({n_img} images, rule {rule.spec})")
-    if tiles is not None and len(tiles) != n_img:
-        raise shard_format.FormatProblem("image_tiles.npy", f"{len(tiles)} tile counts for {n_img} images")
+        raise shard_reader.FormatProblem(IMAGE_TOKENS, f"cannot recompute: {e}") from None
+    tiles = shard_reader.image_tile_counts(arrays, n_img, rule.spec if rule.tiled else None)
     if rule.fixed is not None:
         bad = np.flatnonzero(counts != rule.fixed)
         if len(bad):
-            raise shard_format.FormatProblem("image_tokens.npy", f"image {int(bad[0])} has {int(counts[bad[0]])} "
+            raise shard_reader.FormatProblem("image_tokens.npy", f"image {int(bad[0])} has {int(counts[bad[0]])} "
                                                                  f"tokens, rule {rule.spec} gives {rule.fixed}")
         return counts
     for i, data in enumerate(image_bytes or ()):
         size = _size(data)
         if size is None:
-            raise shard_format.FormatProblem(f"img{i:03d}", "image header unreadable: count not recomputable")
+            raise shard_reader.FormatProblem(f"img{i:03d}", "image header unreadable: count not recomputable")
         try:
             want = rule.count(*size)
         except RuleError as e:
-            raise shard_format.FormatProblem("image_tokens.npy", f"image {i} ({size[0]}x{size[1]}): {e}") from None
+            raise shard_reader.FormatProblem("image_tokens.npy", f"image {i} ({size[0]}x{size[1]}): {e}") from None
         if int(counts[i]) != want.tokens:
-            raise shard_format.FormatProblem("image_tokens.npy", f"image {i} ({size[0]}x{size[1]}) has "
+            raise shard_reader.FormatProblem("image_tokens.npy", f"image {i} ({size[0]}x{size[1]}) has "
                                                                  f"{int(counts[i])} tokens, rule {rule.spec} gives {want.tokens}")
         if tiles is not None and int(tiles[i]) != want.tiles:
-            raise shard_format.FormatProblem("image_tiles.npy", f"image {i} ({size[0]}x{size[1]}) has "
+            raise shard_reader.FormatProblem("image_tiles.npy", f"image {i} ({size[0]}x{size[1]}) has "
                                                                 f"{int(tiles[i])} tiles, rule {rule.spec} gives {want.tiles}")
     return counts
