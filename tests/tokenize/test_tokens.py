@@ -106,6 +106,7 @@ def _one_token_class(text, cls, a, b):
 def test_classes_of_many_texts_at_once_are_each_texts_own():
     """token_classes_many lays the texts end to end; nothing may look past the end of its own text (trailing
     spaces before the next text's words, image tags at the start of the next text)."""
+    import itertools
     import random
 
     from litdata.tokenize.tokens import token_classes_many
@@ -120,7 +121,7 @@ def test_classes_of_many_texts_at_once_are_each_texts_own():
             cuts = sorted(rng.randint(0, len(text)) for _ in range(rng.randint(0, 8)))
             texts.append(text)
             classes.append(cls)
-            offsets.append(np.array(list(zip(cuts, cuts[1:])), dtype=np.int64).reshape(-1, 2))
+            offsets.append(np.array(list(itertools.pairwise(cuts)), dtype=np.int64).reshape(-1, 2))
         got = token_classes_many(texts, classes, offsets)
         for text, cls, offs, g in zip(texts, classes, offsets, got):
             assert [C(int(c)) for c in g] == [_one_token_class(text, cls, a, b) for a, b in offs], (text, offs)
