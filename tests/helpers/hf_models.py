@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from adapters.hf.collator import PackedCollator
 from adapters.hf.loss import weighted_ce_sum
 
 VOCAB = 2609  # the bundled demo tokenizer
@@ -47,3 +48,26 @@ def weighted_sum(model, batch, **extra) -> torch.Tensor:
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_weights")}
     logits = model(**inputs, **extra).logits
     return weighted_ce_sum(logits, batch["labels"], batch["loss_weights"])
+
+
+def tiny_llama(impl: str = "sdpa"):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(llama_config())
+    model.set_attn_implementation(impl)
+    return model.eval()
+
+
+def tiny_llava():
+    """CLIP ViT on 28 px images with 14 px patches: 4 tokens per image with the class token dropped."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    torch.manual_seed(0)
+    vision = CLIPVisionConfig(image_size=28, patch_size=14, hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=2, num_attention_heads=2)
+    config = LlavaConfig(vision_config=vision, text_config=llama_config(), image_token_id=IMAGE_ID,
+                         vision_feature_select_strategy="default", vision_feature_layer=-2)
+    model = LlavaForConditionalGeneration(config).eval()
+    processor = CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    return model, PackedCollator(image_processor=processor, image_token_id=model.config.image_token_id)

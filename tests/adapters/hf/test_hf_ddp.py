@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from transformers import TrainerCallback, TrainingArguments
 from adapters.hf.dataset import LitShardDataset
 from adapters.hf.trainer import LitTrainer
-from tests.test_hf_model import tiny_llava
+from tests.helpers.hf_models import tiny_llava
 
 data, batch, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 

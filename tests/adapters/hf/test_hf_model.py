@@ -19,7 +19,13 @@ from adapters.hf.loss import weighted_ce_sum
 from adapters.megatron.reweigh import Reweigh
 from litdata.classes import TokenClass
 from tests.helpers.compile import compile_cli
-from tests.helpers.hf_models import IMAGE_ID, documents, llama_config, token_losses, weighted_sum
+from tests.helpers.hf_models import (
+    documents,
+    tiny_llama,
+    tiny_llava,
+    token_losses,
+    weighted_sum,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,29 +33,6 @@ def demo4(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hfmodel") / "out"
     assert compile_cli("demo", "--out", out, "--seq-len", 512, "--image-tokens", 4, "--no-progress") == 0
     return out
-
-
-def tiny_llama(impl: str = "sdpa"):
-    from transformers import LlamaForCausalLM
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(llama_config())
-    model.set_attn_implementation(impl)
-    return model.eval()
-
-
-def tiny_llava():
-    """CLIP ViT on 28 px images with 14 px patches: 4 tokens per image with the class token dropped."""
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    torch.manual_seed(0)
-    vision = CLIPVisionConfig(image_size=28, patch_size=14, hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=2, num_attention_heads=2)
-    config = LlavaConfig(vision_config=vision, text_config=llama_config(), image_token_id=IMAGE_ID,
-                         vision_feature_select_strategy="default", vision_feature_layer=-2)
-    model = LlavaForConditionalGeneration(config).eval()
-    processor = CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
-    return model, PackedCollator(image_processor=processor, image_token_id=model.config.image_token_id)
 
 
 def text_view(sample):

@@ -35,8 +35,9 @@ class RecordingTrainer(LitTrainer):
 
 
 def run(demo4: Path, out: Path, *, resume: str | None = None) -> RecordingTrainer:
-    from tests.test_hf_model import tiny_llava
     from transformers import TrainingArguments
+
+    from tests.helpers.hf_models import tiny_llava
 
     model, collate = tiny_llava()
     args = TrainingArguments(output_dir=str(out), max_steps=20, per_device_train_batch_size=1,
