@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 import tarfile
 import time
@@ -35,7 +34,8 @@ from benchmarks.baselines.packing import (
     subset_sum_fill,
 )
 from benchmarks.baselines.packing_bound import min_sequences_lower_bound
-from benchmarks.report import run_benchmark, Table, add_common_arguments
+from benchmarks.report import Table, add_common_arguments, run_benchmark
+from litdata.shards import reader as shard_reader
 
 TARGET_4096 = 0.99
 
@@ -55,11 +55,11 @@ def sample_lengths(records: int, work: Path, tokenizer: str, seed: int, compiled
             if main(argv) != 0:
                 raise RuntimeError(f"litdata compile failed: {' '.join(argv)}")
     rows = []
-    for shard in sorted(out.glob("*.tar")):
+    for shard in sorted(out.glob("*.tar")):  # each document's metadata, through the one sample reader
         with tarfile.open(shard) as tar:
-            for m in tar:
-                if m.name.endswith(".json"):
-                    rows += [(d["tokens"], d["images"]) for d in json.loads(tar.extractfile(m).read())["documents"]]
+            for _key, members in shard_reader.tar_samples(tar):
+                docs = shard_reader.load_json(tar.extractfile(members["json"]).read(), documents=True)
+                rows += [(d["tokens"], d["images"]) for d in docs]
     return np.asarray(rows, dtype=np.int64)
 
 
