@@ -17,3 +17,13 @@ def write_shard_dying_once(out_dir: str, index: int, first_key: int, seqs) -> ob
         _ShardFile(Path(out_dir), index).write(first_key, seqs[0])
         os._exit(1)
     return write_shard(Path(out_dir), index, first_key, seqs)
+
+
+def write_shard_on_another_disk(out_dir: str, index: int, first_key: int, seqs) -> object:
+    """`write_shard` as a worker on another node without a shared file system would run it: into a folder of
+    the same path on its own disk (here: a sibling folder the driver does not look at)."""
+    from litdata.shards.writer import write_shard
+
+    elsewhere = Path(f"{out_dir}-elsewhere")
+    elsewhere.mkdir(exist_ok=True)
+    return write_shard(elsewhere, index, first_key, seqs)
