@@ -33,7 +33,7 @@ MAX_RETRIES = 3  # per task, on a worker or node that died (Ray's own default, m
 
 
 class RayEngine:
-    """Runs the mining and encoding passes of `compile_dataset` on a Ray cluster.
+    """Runs the mining and encoding passes of `compile_dataset` on a Ray cluster, and writes its shards there.
 
     `workers` tasks run at once (each takes one CPU), and results for at most 2 x `workers` partitions wait
     for the driver, so driver memory does not grow with the input. Without `address` a local Ray instance with
