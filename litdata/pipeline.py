@@ -115,7 +115,8 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     stats = CompileStats(seq_len=cfg.seq_len)
     packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.rule.fixed or 1,
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
-    writer = ShardWriter(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences,
+    make_writer = ShardWriter if engine is None else engine.shard_writer  # the Ray engine writes shards in tasks
+    writer = make_writer(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences,
                          claim=out.claim)
     bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress or engine is not None,  # engines have their own
                total=first_pass["records"] or None)

@@ -1,9 +1,10 @@
 """`litdata compile --engine ray`: the two data passes as Ray Core tasks over fixed partitions.
 
 The driver (the `litdata compile` process) keeps everything that decides the output bytes and is cheap:
-merging the shape counts in partition order, packing the documents in input order, writing shards, rejects,
-templates and the manifest (litdata/pipeline.py, the same code as the local engine). The workers do what is
-per record and expensive: reading and parsing, sentence splitting for mining, and encoding.
+merging the shape counts in partition order, packing the documents in input order, cutting the packed
+sequences into shards, writing rejects, templates and the manifest (litdata/pipeline.py, the same code as the
+local engine). The workers do what is per record or per shard and expensive: reading and parsing, sentence
+splitting for mining, encoding, and writing each shard (`shards.py`: copying images, hashing).
 
 Why Ray Core and not Ray Data: Ray Data does not keep row order unless told to, checkpoints only read-to-write
 pipelines and names webdataset files by uuid; litdata needs its own partitions, order and shard names, which
@@ -32,7 +33,7 @@ MAX_RETRIES = 3  # per task, on a worker or node that died (Ray's own default, m
 
 
 class RayEngine:
-    """Runs the mining and encoding passes of `compile_dataset` on a Ray cluster.
+    """Runs the mining and encoding passes of `compile_dataset` on a Ray cluster, and writes its shards there.
 
     `workers` tasks run at once (each takes one CPU), and results for at most 2 x `workers` partitions wait
     for the driver, so driver memory does not grow with the input. Without `address` a local Ray instance with
@@ -55,6 +56,9 @@ class RayEngine:
         # run as tasks.
         self.reused = {"index": 0, "count": 0, "encode": 0}
         self.computed = {"index": 0, "count": 0, "encode": 0}
+        # A URL --out is staged in a folder on this machine only (output/remote.py): the driver writes its shards.
+        self.shards_on_driver = False
+        self._shard_writer: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def __enter__(self) -> RayEngine:
@@ -157,6 +161,23 @@ class RayEngine:
         for batches in self._ordered(submit, len(self._parts), "encode"):
             self._advance(sum(len(items) for items in batches))
             yield from batches
+
+    def shard_writer(self, out_dir, *, max_bytes: int, max_sequences: int, claim) -> Any:
+        """The writer of the packed sequences: shards written by Ray tasks (`shards.py`), or here, one after
+        another, for a staged URL --out. Either gives the local engine's bytes."""
+        from litdata.engines.shards import RayShardWriter
+        from litdata.shards.writer import ShardWriter
+
+        if self.shards_on_driver:
+            return ShardWriter(out_dir, max_bytes=max_bytes, max_sequences=max_sequences, claim=claim)
+        self._shard_writer = RayShardWriter(out_dir, max_bytes=max_bytes, max_sequences=max_sequences, claim=claim,
+                                            in_flight=self.workers, max_retries=MAX_RETRIES)
+        return self._shard_writer
+
+    @property
+    def shard_tasks(self) -> int:
+        """Shards written by Ray tasks in this job (0 when the driver wrote them)."""
+        return self._shard_writer.tasks if self._shard_writer is not None else 0
 
     def _index_arrays(self, arrays, partition_bytes: int, limits) -> dict:
         """The offset index of each JSON array, one task per file, all at once (each is one pass over its file)."""

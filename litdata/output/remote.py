@@ -38,6 +38,8 @@ def compile_anywhere(cfg, engine=None):
         if fs.isfile(f"{root}/{RUN_FILE}"):
             fs.get_file(f"{root}/{RUN_FILE}", str(stage / RUN_FILE))
             recorded = _recorded(stage / RUN_FILE)
+        if engine is not None:  # the staging folder is on this machine only: Ray workers could not write there
+            engine.shards_on_driver = True
         try:
             result = run(dataclasses.replace(cfg, out=stage))
         except OutputError as e:  # name the folder the user gave, not the staging one

@@ -223,3 +223,56 @@ def test_a_killed_driver_resumes_from_its_completed_partitions_with_the_same_byt
     assert engine.reused == {"index": 1, "count": parts, "encode": kept}
     assert engine.computed == {"index": 0, "count": 0, "encode": parts - kept}
     assert not work.exists()
+
+
+def test_shards_are_written_by_ray_tasks_with_the_local_bytes(ray_cluster, tmp_path):
+    """With several shards, each is written by a Ray task (the driver only cuts the runs), and the shards,
+    images included, the manifest and .nv-meta are the local engine's."""
+    opts = ["--max-shard-sequences", "3"]
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert compile_demo(local, *opts) == 0
+    engine = ray_engine(2)
+    assert compile_demo(remote, *opts, "--workers", "2", engine=engine) == 0
+    assert_same_output(remote, local)
+    manifest = json.loads((remote / "manifest.json").read_text())
+    assert len(manifest["shards"]) > 2 and manifest["counts"]["images"] > 0
+    assert engine.shard_tasks == len(manifest["shards"])
+
+
+def test_a_shard_writer_killed_mid_shard_is_retried_and_the_bytes_stay_identical(ray_cluster, tmp_path):
+    from litdata.engines.ray_engine import MAX_RETRIES, RayEngine
+    from tests.helpers.ray_faults import write_shard_dying_once
+
+    class DyingShardEngine(RayEngine):
+        def shard_writer(self, *args, **kwargs):
+            writer = super().shard_writer(*args, **kwargs)
+            writer._task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(write_shard_dying_once)
+            return writer
+
+    opts = ["--max-shard-sequences", "3"]
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert compile_demo(local, *opts) == 0
+    engine = DyingShardEngine(workers=2, partition_bytes=PARTITION_BYTES)
+    assert compile_demo(remote, *opts, "--workers", "2", engine=engine) == 0
+    assert (tmp_path / "died-once").exists()
+    assert_same_output(remote, local)  # the dead attempt's temporary is gone too
+
+
+def test_shards_a_worker_wrote_out_of_the_drivers_sight_stop_the_job(ray_cluster, tmp_path, capsys):
+    """A local --out that is not shared by every node: the first shard a worker wrote where the driver cannot
+    see it fails the compile with one line naming the cause, and no manifest is written."""
+    from litdata.engines.ray_engine import MAX_RETRIES, RayEngine
+    from tests.helpers.ray_faults import write_shard_on_another_disk
+
+    class UnsharedOutEngine(RayEngine):
+        def shard_writer(self, *args, **kwargs):
+            writer = super().shard_writer(*args, **kwargs)
+            writer._task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(write_shard_on_another_disk)
+            return writer
+
+    out = tmp_path / "out"
+    assert compile_demo(out, "--max-shard-sequences", "3", engine=UnsharedOutEngine(workers=2)) == 1
+    err = capsys.readouterr().err
+    assert "shard-000000.tar was written by a Ray worker but is not in --out" in err
+    assert "shared by every node" in err
+    assert not (out / "manifest.json").exists()

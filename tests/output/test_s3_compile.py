@@ -104,3 +104,22 @@ def test_ray_workers_read_sources_and_images_from_s3(s3, demo_out, tmp_path):
                        "--out", out, "--tokenizer", DEMO_TOKENIZER_DIR, "--no-progress", "--engine", "ray",
                        "--workers", "2", "--partition-size", "4KiB") == 0
     assert_matches_local(out, demo_out)
+
+
+def test_ray_with_an_s3_out_writes_the_shards_on_the_driver(s3, demo_out, tmp_path, monkeypatch):
+    """A URL --out is staged in a folder on the driver only, which Ray workers elsewhere could not write to:
+    the driver writes the shards itself, and the uploaded output is the local compile's, byte for byte."""
+    pytest.importorskip("ray")
+    from litdata.commands import compile as compile_command
+
+    engines, make_engine = [], compile_command.engine_from_args
+    monkeypatch.setattr(compile_command, "engine_from_args", lambda *a: engines.append(make_engine(*a)) or engines[-1])
+    assert compile_cli("compile", *DEMO_SOURCES, "--image-root", DEMO_IMAGE_ROOT, "--tokenizer", DEMO_TOKENIZER_DIR,
+                       "--out", f"s3://{BUCKET}/ray-out", "--no-progress", "--engine", "ray", "--workers", "2",
+                       "--partition-size", "4KiB") == 0
+    got = tmp_path / "got"
+    s3.get(f"{BUCKET}/ray-out/", str(got), recursive=True)
+    (engine,) = engines
+    assert engine.shards_on_driver and engine.shard_tasks == 0
+    local = {p.relative_to(demo_out): p.read_bytes() for p in demo_out.rglob("*") if p.is_file()}
+    assert {p.relative_to(got): p.read_bytes() for p in got.rglob("*") if p.is_file()} == local
