@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import run_benchmark, Table, add_common_arguments, median_time
+from benchmarks.report import Table, add_common_arguments, median_time, run_benchmark
 from litdata.shards.manifest import Manifest
 
 TARGET_CEILING, TARGET_LLAVA = 0.4, 2.0  # issue 15, `--workers 1` on the text path
@@ -78,12 +78,13 @@ def rendered_texts(src: Path) -> list[str]:
 def litdata_stages(src: Path, image_root: Path | None, tokenizer: str) -> list[tuple[str, float]]:
     """Where one litdata process spends its time, stage by stage, on the same records (a diagnostic that uses
     litdata's internals, built from the same options as the CLI)."""
-    from litdata.spans import TurnLabeler, mine_templates
     from litdata.cli import build_parser
     from litdata.commands.compile import config_from_args
-    from litdata.encode import Encoder, EncodeSpec
+    from litdata.encode import Encoder
+    from litdata.pipeline import encode_spec
     from litdata.read import read_sources
     from litdata.records import Conversation
+    from litdata.spans import TurnLabeler, mine_templates
     from litdata.tokenize.tokens import encode_rendered
 
     argv = ["compile", str(src), "--out", "/nonexistent", "--tokenizer", tokenizer]
@@ -106,19 +107,7 @@ def litdata_stages(src: Path, image_root: Path | None, tokenizer: str) -> list[t
     table = timed(
         "mine templates (pass 1, spaCy sentences + polars counts)", lambda: mine_templates(iter(convs), cfg.mining)
     )
-    spec = EncodeSpec(
-        tokenizer=tokenizer,
-        template=cfg.template,
-        weights=cfg.weights,
-        seq_len=cfg.seq_len,
-        image_tokens=cfg.image_tokens,
-        overflow=cfg.overflow,
-        image_root=cfg.image_root,
-        max_pixels=cfg.max_pixels,
-        template_shapes=table.template_shapes(),
-        harmful=cfg.harmful,
-    )
-    enc = Encoder(spec)
+    enc = Encoder(encode_spec(cfg, table.template_shapes()))  # the spec the compile's workers get
     batches = [items[i : i + cfg.batch_size] for i in range(0, len(items), cfg.batch_size)]
     timed(ENCODE_STAGE, lambda: [enc.encode_batch(b) for b in batches])
     labeler = TurnLabeler(template_shapes=table.template_shapes(), harmful=cfg.harmful)

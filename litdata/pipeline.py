@@ -21,15 +21,15 @@ from tqdm import tqdm
 
 from litdata import fsio
 from litdata.config import CompileConfig, PackSettings
-from litdata.encode import EncodeSpec, Encoder
+from litdata.encode import Encoder, EncodeSpec
 from litdata.hashing import file_sha256
 from litdata.output.folder import OutputWriter
 from litdata.pack.packer import make_packer
 from litdata.records import Conversation, Document, Reject
-from litdata.stats import CompileStats
 from litdata.shards.manifest import Counts, Manifest, Packing, TemplatesEntry, TokenTotals
 from litdata.shards.schema import FORMAT_VERSION
 from litdata.shards.writer import ShardWriter
+from litdata.stats import CompileStats
 
 if TYPE_CHECKING:
     from litdata.spans.table import TemplateTable
@@ -83,8 +83,8 @@ def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> I
 def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     """`engine`: None runs both data passes here (a process pool for --workers > 1); a RayEngine
     (litdata/engines/ray_engine.py) runs them on a Ray cluster. Everything else, and the bytes, are the same."""
-    from litdata.spans.mining import mine_templates
     from litdata.read import read_sources
+    from litdata.spans.mining import mine_templates
     from litdata.tokenize.tokens import load_tokenizer
 
     limits = cfg.read_limits
@@ -92,9 +92,10 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     inputs = [{"path": s, "sha256": file_sha256(s), "bytes": fsio.size(s)} for s in cfg.sources]
     out = OutputWriter(cfg.out)
     local_inputs = [p for p in [*cfg.sources, *([cfg.image_root] if cfg.image_root else [])] if not fsio.is_url(p)]
-    out.prepare(run_key=_run_key(cfg, inputs), overwrite=cfg.overwrite, inputs=local_inputs)
+    run_key = _run_key(cfg, inputs)
+    out.prepare(run_key=run_key, overwrite=cfg.overwrite, inputs=local_inputs)
     if engine is not None:  # it keeps completed partitions in --out for a rerun (litdata/engines/store.py)
-        engine.keep_partitions(out, _run_key(cfg, inputs))
+        engine.keep_partitions(out, run_key)
 
     first_pass = {"records": 0}
 
@@ -108,10 +109,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
         table = mine_templates(conversations(), cfg.mining, progress=cfg.progress)
     else:
         table, first_pass["records"] = engine.mine(cfg.sources, limits, cfg.mining)
-    spec = EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
-                      image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
-                      max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),
-                      template_shapes=table.template_shapes(), harmful=cfg.harmful, image_rule=cfg.rule)
+    spec = encode_spec(cfg, table.template_shapes())
     stats = CompileStats(seq_len=cfg.seq_len)
     packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.rule.fixed or 1,
                                       window=cfg.pack_window, seed=cfg.seed, algorithm=cfg.packing))
@@ -165,6 +163,14 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
 def _image_byte_limit(cfg: CompileConfig) -> int:
     # One image larger than a shard may be would make a shard over --max-shard-bytes whatever the writer does.
     return min(cfg.max_image_bytes, cfg.max_shard_bytes)
+
+
+def encode_spec(cfg: CompileConfig, template_shapes: frozenset[str]) -> EncodeSpec:
+    """What each encoding worker needs from the config, given the mined template shapes."""
+    return EncodeSpec(tokenizer=cfg.tokenizer, template=cfg.template, weights=cfg.weights, seq_len=cfg.seq_len,
+                      image_tokens=cfg.image_tokens, overflow=cfg.overflow, image_root=cfg.image_root,
+                      max_pixels=cfg.max_pixels, max_image_bytes=_image_byte_limit(cfg),
+                      template_shapes=template_shapes, harmful=cfg.harmful, image_rule=cfg.rule)
 
 
 def _run_key(cfg: CompileConfig, inputs: list[dict]) -> str:
