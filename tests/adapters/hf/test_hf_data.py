@@ -18,14 +18,9 @@ from adapters.hf.dataset import LitShardDataset
 from adapters.hf.loader import LitDataLoader
 from adapters.hf.reader import CorruptShardError
 from litdata.shards.reader import FormatProblem, image_token_counts
+from tests.helpers.compile import compile_cli
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def compile_cli(*args) -> int:
-    from litdata.cli import main
-
-    return main([str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

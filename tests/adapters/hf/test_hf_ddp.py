@@ -12,6 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers.compile import compile_cli
+from tests.helpers.megatron import free_port
+
 ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = r'''
@@ -40,12 +43,6 @@ trainer.train()
 '''
 
 
-def compile_cli(*args) -> int:
-    from litdata.cli import main
-
-    return main([str(a) for a in args])
-
-
 @pytest.mark.distributed
 def test_two_ranks_take_the_step_of_one_process_with_both_rows(tmp_path):
     data = tmp_path / "demo"
@@ -56,7 +53,7 @@ def test_two_ranks_take_the_step_of_one_process_with_both_rows(tmp_path):
                          env=env, capture_output=True, text=True, timeout=900)
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                          "29531", "step.py", str(data), "1", str(tmp_path / "two.pt")], cwd=tmp_path, env=env,
+                          str(free_port()), "step.py", str(data), "1", str(tmp_path / "two.pt")], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=900)
     assert two.returncode == 0, two.stderr[-3000:]
     g1, g2 = load_file(tmp_path / "one.pt"), load_file(tmp_path / "two.pt")

@@ -10,12 +10,7 @@ import pytest
 
 from adapters.hf.dataset import LitShardDataset
 from adapters.hf.trainer import LitTrainer
-
-
-def compile_cli(*args) -> int:
-    from litdata.cli import main
-
-    return main([str(a) for a in args])
+from tests.helpers.compile import compile_cli
 
 
 @pytest.fixture(scope="module")
