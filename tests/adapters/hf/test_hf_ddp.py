@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = r'''
 import sys
+import torch
 from safetensors.torch import save_file
 from transformers import TrainerCallback, TrainingArguments
 from adapters.hf.dataset import LitShardDataset
@@ -40,6 +41,10 @@ args = TrainingArguments(output_dir=out + ".run", max_steps=1, per_device_train_
 trainer = LitTrainer(model=model.train(), args=args, train_dataset=LitShardDataset(data, shuffle=False),
                      data_collator=collate, callbacks=[Grab()])
 trainer.train()
+# Trainer leaves the process group alive; gloo's threads torn down at interpreter exit abort the process now and
+# then ("terminate called without an active exception", pytorch/pytorch#190489), as the README warns.
+if torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()
 '''
 
 
