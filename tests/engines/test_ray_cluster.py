@@ -54,7 +54,7 @@ def start_two_nodes():
             cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
             cluster.wait_for_nodes()
             return cluster
-        except Exception:  # noqa: BLE001 - Ray raises a bare Exception for a start-up timeout
+        except Exception:  # Ray raises a bare Exception for a start-up timeout
             cluster.shutdown()
             if attempt == 2:
                 raise
