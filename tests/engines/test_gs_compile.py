@@ -45,6 +45,7 @@ class Inputs:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
+    """(gcsfs filesystem on the emulator, Inputs): the demo uploaded under Inputs.url and copied to Inputs.local."""
     local = tmp_path_factory.mktemp("inputs") / "data"
     base = f"gs://{BUCKET}/"
     while len(str(local)) <= len(base):  # a very short temporary folder: make the local name the longer one
