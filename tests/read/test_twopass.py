@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from litdata import config
-from litdata.read import read_sources
-from litdata.read import twopass
+from litdata.read import read_sources, twopass
 from litdata.read.twopass import TwoPassReader, estimated_memory
 from litdata.records import Conversation, Reject
 from tests.helpers.compile import compile_cli
