@@ -3,7 +3,8 @@ read -> mine -> (spans -> render -> tokenize -> token classes -> weigh, in worke
 This module alone counts and writes what the stages produce: documents go on to the packer, while rejects and
 harmful-span audit lines are written as they come, in input order.
 
-Two streaming passes over the sources: the first mines task templates (corpus-wide counts), the second encodes.
+Two streaming passes over the sources: the first mines task templates (corpus-wide counts), the second encodes
+(from what the first read when that fits in memory: litdata/read/twopass.py).
 Work in flight is bounded (a few batches per worker, one packing window), so memory does not grow with the input.
 """
 
@@ -25,7 +26,7 @@ from litdata.encode import Encoder, EncodeSpec
 from litdata.hashing import file_sha256
 from litdata.output.folder import OutputWriter
 from litdata.pack.packer import make_packer
-from litdata.records import Conversation, Document, Reject
+from litdata.records import Document, Reject
 from litdata.shards.manifest import Counts, Manifest, Packing, TemplatesEntry, TokenTotals
 from litdata.shards.schema import FORMAT_VERSION
 from litdata.shards.writer import ShardWriter
@@ -83,7 +84,7 @@ def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> I
 def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     """`engine`: None runs both data passes here (a process pool for --workers > 1); a RayEngine
     (litdata/engines/ray_engine.py) runs them on a Ray cluster. Everything else, and the bytes, are the same."""
-    from litdata.read import read_sources
+    from litdata.read.twopass import TwoPassReader
     from litdata.spans.mining import mine_templates
     from litdata.tokenize.tokens import load_tokenizer
 
@@ -97,18 +98,12 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     if engine is not None:  # it keeps completed partitions in --out for a rerun (litdata/engines/store.py)
         engine.keep_partitions(out, run_key)
 
-    first_pass = {"records": 0}
-
-    def conversations() -> Iterator[Conversation]:
-        for item in read_sources(cfg.sources, limits):
-            first_pass["records"] += 1  # the second pass's progress bar gets a total from this
-            if isinstance(item, Conversation):
-                yield item
-
+    passes = TwoPassReader([(i["path"], i["bytes"]) for i in inputs], limits)
     if engine is None:
-        table = mine_templates(conversations(), cfg.mining, progress=cfg.progress)
+        table = mine_templates(passes.first(), cfg.mining, progress=cfg.progress)
+        records = passes.records
     else:
-        table, first_pass["records"] = engine.mine(cfg.sources, limits, cfg.mining)
+        table, records = engine.mine(cfg.sources, limits, cfg.mining)
     spec = encode_spec(cfg, table.template_shapes())
     stats = CompileStats(seq_len=cfg.seq_len)
     packer = make_packer(PackSettings(seq_len=cfg.seq_len, image_tokens=cfg.rule.fixed or 1,
@@ -117,7 +112,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     writer = make_writer(out.path, max_bytes=cfg.max_shard_bytes, max_sequences=cfg.max_shard_sequences,
                          claim=out.claim)
     bar = tqdm(desc="compile", unit="rec", disable=not cfg.progress or engine is not None,  # engines have their own
-               total=first_pass["records"] or None)
+               total=records or None)
     try:
         with out.jsonl("rejects.jsonl") as rejects, out.jsonl("harmful_audit.jsonl") as audit:
 
@@ -138,7 +133,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
                             yield item
 
             if engine is None:
-                stream = _encoded(cfg, spec, _batches(read_sources(cfg.sources, limits), cfg.batch_size))
+                stream = _encoded(cfg, spec, _batches(passes.second(), cfg.batch_size))
             else:
                 stream = engine.encoded(limits, spec, cfg.batch_size)
             for seq in packer.run(documents(stream)):

@@ -149,13 +149,15 @@ def _elements(buf: _Text, index: int, ch: str, max_record_bytes: int, *, stop: i
 def _element(buf: _Text, index: int, max_record_bytes: int) -> Any:
     """Parse the element at buf.pos and move past it: to the ',' or ']' after it, or, when a malformed element
     had to be cut where the next one starts, to that start (buf.next_starts is then set)."""
-    scanner = _Scanner()
+    scanner: _Scanner | None = None  # built at the first parse failure: most elements never need it
     scanned = 0  # how far the scanner got, counted from the element's start
     while True:
         start = buf.pos
         try:
             value, end = _DECODER.raw_decode(buf.text, start)
         except (ValueError, RecursionError) as e:
+            if scanner is None:
+                scanner = _Scanner()
             kind, end = scanner.run(buf.text, start + scanned)
             if kind == "more":  # incomplete in this buffer (or malformed beyond it): read on, within the limit
                 scanned = end - start

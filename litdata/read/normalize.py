@@ -95,7 +95,7 @@ def _check_text(turn: RawTurn, limits: ReadLimits) -> None:
     problem = text_problem(turn.text)
     if problem is not None:
         raise RecordProblem(RejectReason.INVALID_TEXT, f"{turn.text_field} {problem}")
-    if not turn.text.strip():
+    if not turn.text or turn.text.isspace():  # `not text.strip()` without copying the text
         raise RecordProblem(RejectReason.EMPTY_TURN, f"{turn.text_field} ({turn.role.value} turn) is empty")
     if len(turn.text) > limits.max_turn_chars:
         raise RecordProblem(

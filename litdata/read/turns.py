@@ -23,7 +23,9 @@ ROLES: dict[str, Role] = {
 _TEXT_KEY = {"conversations": "value", "messages": "content"}
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which made building one RawTurn per
+# turn of every record cost about as much as the rest of validation. Nothing changes a RawTurn after parsing.
+@dataclass(kw_only=True, slots=True)
 class RawTurn:
     role: Role
     text: str

