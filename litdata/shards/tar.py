@@ -13,16 +13,11 @@ two to the same bytes.
 from __future__ import annotations
 
 import tarfile
-from typing import Protocol
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 _NAME, _SIZE, _CHKSUM = slice(0, 100), slice(124, 136), slice(148, 155)
 _MAX_SIZE = 8**11  # the ustar size field: 11 octal digits; larger sizes need a pax "size" record
-
-
-class _Sink(Protocol):
-    def write(self, b: bytes, /) -> int: ...
 
 
 class MemberHeaders:

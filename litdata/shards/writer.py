@@ -18,10 +18,9 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -256,13 +255,14 @@ class _ShardFile:
             self._target.discard()
 
 
-def write_shard(out_dir: Path, index: int, first_key: int, seqs: Sequence[PackedSequence]) -> WrittenShard:
-    """Shard number `index`, holding `seqs` (one run of `plan_shards`) keyed from `first_key`, written whole:
-    the bytes `ShardWriter` writes for the same run. Its name must already be claimed in the output folder."""
+def write_shard(out_dir: Path, index: int, first_key: int, samples: Sequence[Sample]) -> WrittenShard:
+    """Shard number `index`, holding `samples` (`build_sample` of one run of `plan_shards`) keyed from
+    `first_key`, written whole: the bytes `ShardWriter` writes for the same run. Its name must already be
+    claimed in the output folder."""
     shard = _ShardFile(Path(out_dir), index)
     try:
-        for i, seq in enumerate(seqs):
-            shard.write(first_key + i, build_sample(seq))
+        for i, sample in enumerate(samples):
+            shard.write(first_key + i, sample)
         return shard.finish()
     except BaseException:
         shard.abort()

@@ -49,7 +49,7 @@ def doc(i: int, n: int) -> Document:
 def test_a_shard_is_byte_for_byte_what_webdatasets_tar_writer_writes(tmp_path, lengths):
     seqs = [PackedSequence(docs=(doc(i, n), doc(i + 100, n // 2 + 1)), length=n + n // 2 + 1)
             for i, n in enumerate(lengths)]
-    written = write_shard(tmp_path, 0, 5, seqs)
+    written = write_shard(tmp_path, 0, 5, [build_sample(s) for s in seqs])
     buf = io.BytesIO()
     with wds.TarWriter(buf, encoder=False, mtime=TAR_MTIME, user="litdata", group="litdata", mode=0o444) as tw:
         for i, seq in enumerate(seqs):
