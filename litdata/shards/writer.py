@@ -55,11 +55,8 @@ class _HashingFile:
 
     def __init__(self, f) -> None:
         self.f, self.sha, self.n = f, hashlib.sha256(), 0
-        self.discard = False  # set on abort, so nothing more is written
 
     def write(self, b) -> int:
-        if self.discard:
-            return len(b)
         self.sha.update(b)
         self.n += len(b)
         return self.f.write(b)
@@ -134,6 +131,7 @@ def build_sample(seq: PackedSequence) -> Sample:
 
 
 def sample_members(seq: PackedSequence) -> dict[str, bytes]:
+    """Every member of the sample of `seq`, images read: what the size rule is defined over."""
     return build_sample(seq).read()
 
 
@@ -248,7 +246,6 @@ class _ShardFile:
 
     def abort(self) -> None:
         """Leave no partial shard behind (e.g. on a full disk)."""
-        self._hash.discard = True
         try:
             self._file.close()
         finally:
