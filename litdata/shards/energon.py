@@ -121,6 +121,8 @@ def write_nv_meta(
                 index = entry.layout if entry.layout is not None else scan_shard(out_dir / name, name)
                 if index.name != name:
                     raise ValueError(f"{out_dir / name}: given the layout of {index.name}")
+                if not index.samples:  # scan_shard refuses these itself
+                    raise ValueError(f"{out_dir / name}: shard holds no samples; energon refuses empty shards")
                 if entry.sequences is not None and entry.sequences != len(index.samples):
                     raise ValueError(f"{out_dir / name}: holds {len(index.samples)} samples, the writer reported "
                                      f"{entry.sequences}")

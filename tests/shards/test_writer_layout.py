@@ -5,6 +5,7 @@ index."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import tarfile
@@ -84,3 +85,17 @@ def test_the_compiled_demos_index_is_the_one_read_from_its_shards(tmp_path):
 
     assert files(out) == files(read_back)
     assert any(part.startswith("img") for name in names for _, part, _, _ in scan_shard(out / name, name).parts)
+
+
+def test_a_layout_is_checked_against_the_shard_it_is_given_for(tmp_path):
+    seqs = [PackedSequence(docs=(doc(i, 20),), length=20) for i in range(3)]
+    first = write_shard(tmp_path, 0, 0, [build_sample(s) for s in seqs[:2]])
+    second = write_shard(tmp_path, 1, 2, [build_sample(seqs[2])])
+    names = [first.entry.name, second.entry.name]
+    with pytest.raises(ValueError, match="shard-000001.tar: given the layout of shard-000000.tar"):
+        write_nv_meta(tmp_path, [EnergonShard(name=n, layout=first.layout) for n in names])
+    with pytest.raises(ValueError, match="shard-000000.tar: holds 2 samples, the writer reported 3"):
+        write_nv_meta(tmp_path, [EnergonShard(name=names[0], sequences=3, layout=first.layout)])
+    empty = dataclasses.replace(first.layout, samples=[], parts=[])
+    with pytest.raises(ValueError, match="shard-000000.tar: shard holds no samples"):
+        write_nv_meta(tmp_path, [EnergonShard(name=names[0], layout=empty)])
