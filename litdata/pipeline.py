@@ -149,7 +149,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
         raise AssertionError("record accounting is off: records read != documents written + rejected")
     templates_sha = out.write_templates(table)
     if shards:  # an Energon dataset needs a shard; a run that wrote no document still gets its manifest and exit 1
-        out.write_nv_meta(shards)
+        out.write_nv_meta(shards, writer.layouts)  # the writers' layouts: no shard is read back
     manifest = _manifest(cfg, tokinfo, inputs, stats, table, templates_sha, shards)
     out.write_manifest(manifest)
     return CompileResult(manifest=manifest, stats=stats, templates=table)

@@ -10,10 +10,12 @@ import numpy as np
 from litdata.classes import TokenClass, class_weights, weight_table
 from litdata.pack.packer import PackedSequence
 from litdata.records import Document, Reject
-from litdata.weigh import supervised_count
 
-_VIT = weight_table(class_weights("vit"))
-_LIT = weight_table(class_weights("lit"))
+_CLASSES = len(TokenClass)
+# The classes each mode supervises (a non-zero weight), as 0/1 columns (vit, lit): a document's supervised counts
+# are its class histogram times these, less its first token (never weighted), which is `supervised_count` for
+# both modes from the one bincount the class totals need.
+_SUPERVISED = np.stack([weight_table(class_weights(m)) != 0 for m in ("vit", "lit")], axis=1).astype(np.int64)
 
 
 @dataclass
@@ -41,9 +43,14 @@ class CompileStats:
         self.documents += 1
         self.truncated += d.truncated_from is not None
         self.images += len(d.images)
-        self.tokens_by_class += np.bincount(d.classes, minlength=len(TokenClass))[: len(TokenClass)]
-        self.supervised_vit += supervised_count(d.classes, _VIT)
-        self.supervised_lit += supervised_count(d.classes, _LIT)
+        counts = np.bincount(d.classes, minlength=_CLASSES)
+        if counts.shape[0] > _CLASSES:
+            raise ValueError(f"{d.provenance.describe()}: token class {counts.shape[0] - 1} is not a TokenClass")
+        self.tokens_by_class += counts
+        if d.classes.shape[0] > 1:
+            vit, lit = (counts @ _SUPERVISED - _SUPERVISED[d.classes[0]]).tolist()
+            self.supervised_vit += vit
+            self.supervised_lit += lit
         self.weight_sum += float(d.weights.sum(dtype=np.float64))
 
     def add_sequence(self, s: PackedSequence) -> None:

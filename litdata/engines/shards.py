@@ -1,10 +1,10 @@
 """Shards written in parallel by Ray tasks, with the bytes of the local engine's sequential `ShardWriter`.
 
-The driver still sees every packed sequence in packing order, and cuts them into shards with the same
-`ShardPlan` from `sample_size`, which needs no image bytes; so the boundaries are decided before any shard is
-written. Each complete run becomes one `write_shard` task (copying images, hashing, the atomic rename), which
-returns its ShardEntry; the driver takes the entries in shard order, so the manifest, `.idx` files and
-`.nv-meta` that follow are the local ones.
+The driver still sees every packed sequence in packing order, encodes its sample's members (`build_sample`),
+and cuts them into shards with the same `ShardPlan` from their sizes, which need no image bytes; so the
+boundaries are decided before any shard is written. Each complete run of samples becomes one `write_shard`
+task (copying images, hashing, the atomic rename), which returns its ShardEntry and layout; the driver takes
+them in shard order, so the manifest, `.idx` files and `.nv-meta` that follow are the local ones.
 
 The tasks write into the output folder themselves: a local `--out` must be the same folder on every node (one
 machine, or a shared file system). Each shard's name is claimed by the driver before its task is submitted, as
@@ -21,9 +21,10 @@ from typing import Any
 
 from litdata.engines import EngineError
 from litdata.pack.packer import PackedSequence
+from litdata.shards.energon import ShardLayout
 from litdata.shards.manifest import ShardEntry
 from litdata.shards.schema import SHARD_PATTERN
-from litdata.shards.writer import ShardPlan, sample_size, write_shard
+from litdata.shards.writer import Sample, ShardPlan, WrittenShard, build_sample, write_shard
 
 _ABORT_WAIT_S = 30  # on abort, how long cancelled tasks get to remove their temporaries before Ray shuts down
 
@@ -44,16 +45,18 @@ class RayShardWriter:
         self.max_retries = max_retries
         self._task = ray.remote(num_cpus=1, max_retries=max_retries)(write_shard)
         self._plan = ShardPlan(max_bytes=max_bytes, max_sequences=max_sequences)
-        self._run: list[PackedSequence] = []
+        self._run: list[Sample] = []
         self._first_key = 0  # the sample key of the run's first sequence: keys number sequences across shards
         self._pending: deque[tuple[Any, str]] = deque()  # (task, shard name), in shard order
         self.shards: list[ShardEntry] = []
+        self.layouts: list[ShardLayout] = []  # of self.shards, in the same order: the energon index's input
         self.tasks = 0  # shard tasks submitted (each writes one shard)
 
     def write(self, seq: PackedSequence) -> None:
-        if self._plan.add(sample_size(seq)):
+        sample = build_sample(seq)  # encoded once, here: the task only copies images and writes
+        if self._plan.add(sample.size):
             self._submit()
-        self._run.append(seq)
+        self._run.append(sample)
 
     def close(self) -> list[ShardEntry]:
         if self._run:
@@ -86,15 +89,17 @@ class RayShardWriter:
 
     def _collect(self) -> None:
         ref, name = self._pending.popleft()
-        entry = self._get(ref, name)
+        written = self._get(ref, name)
+        entry = written.entry
         path = self.out_dir / name
         if not path.is_file() or path.stat().st_size != entry.bytes:
             raise EngineError(f"{name} was written by a Ray worker but is not in --out {self.out_dir} as seen "
                               "here: with --engine ray a local --out must be one folder shared by every node "
                               "(or give an s3:// or gs:// URL)")
         self.shards.append(entry)
+        self.layouts.append(written.layout)
 
-    def _get(self, ref, name: str) -> ShardEntry:
+    def _get(self, ref, name: str) -> WrittenShard:
         from litdata.images.file import ImageChangedError
 
         ray = self._ray

@@ -156,12 +156,16 @@ class OutputWriter:
             table.write_parquet(tmp)
         return hashlib.sha256((self.path / "templates.parquet").read_bytes()).hexdigest()
 
-    def write_nv_meta(self, shards) -> None:
+    def write_nv_meta(self, shards, layouts=()) -> None:
+        """The energon index of `shards`; from `layouts` (ShardLayout, as the shard writer recorded them) where
+        one is given for a shard, else read from the shard itself."""
         from litdata.shards.energon import ITAR_SUFFIX, META_DIR, EnergonShard, write_nv_meta
 
         for name in [META_DIR, *(s.name + ITAR_SUFFIX for s in shards)]:
             self.claim(name)
-        write_nv_meta(self.path, [EnergonShard(name=s.name, sequences=s.sequences) for s in shards])
+        by_name = {layout.name: layout for layout in layouts}
+        write_nv_meta(self.path, [EnergonShard(name=s.name, sequences=s.sequences, layout=by_name.get(s.name))
+                                  for s in shards])
 
     def write_manifest(self, manifest: Manifest) -> None:
         # Written last: a manifest on disk means every shard it lists is complete.

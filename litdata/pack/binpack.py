@@ -48,39 +48,47 @@ def fill_bins(lengths: Sequence[int], capacity: int, *, keep: int = 0) -> tuple[
     stacks: dict[int, list[int]] = {}
     for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], -i)):
         stacks.setdefault(int(lengths[i]), []).append(i)  # popped from the end: lowest index first
-    counts = np.zeros(capacity + 1, dtype=np.int64)
+    counts = [0] * (capacity + 1)  # items left per length
     for n, idx in stacks.items():
         counts[n] = len(idx)
+    present = sorted(stacks)  # the lengths with items left, ascending
     left = len(lengths)
     bins: list[list[int]] = []
     while left > keep and left > 0:
-        big = int(np.flatnonzero(counts)[-1])
+        big = present[-1]
         counts[big] -= 1
+        if not counts[big]:
+            present.pop()
         chosen = [big]
         room = capacity - big
-        # 0/1 knapsack over binary-split copies of each length; parent[s] = the copy that first reached sum s.
-        reach = np.zeros(room + 1, dtype=bool)
-        reach[0] = True
-        parent = np.full(room + 1, -1, dtype=np.int64)
+        # 0/1 knapsack over binary-split copies of each length. Sets of reachable sums are Python ints used as
+        # bitsets (bit s: sum s), far cheaper than numpy arrays at these sizes. after[c] is the set once copy c
+        # is added; the sets only grow, so the copy that first reached s is found by bisection.
+        reach, full = 1, 1 << room
+        after: list[int] = []
         copies: list[tuple[int, int]] = []  # (length, how many)
-        for n in np.flatnonzero(counts[: room + 1]):
-            avail, k = min(int(counts[n]), room // int(n)), 1
-            while avail > 0 and not reach[room]:
+        for n in present[: bisect.bisect_right(present, room)]:
+            avail, k = min(counts[n], room // n), 1
+            while avail > 0 and not reach & full:
                 t = min(k, avail)
-                w = int(n) * t
+                w = n * t
                 avail, k = avail - t, 2 * k
-                newly = np.zeros(room + 1, dtype=bool)
-                newly[w:] = reach[: room + 1 - w]
-                newly &= ~reach
-                parent[newly] = len(copies)
-                reach |= newly
-                copies.append((int(n), t))
-            if reach[room]:
+                reach |= (reach << w) & (2 * full - 1)
+                after.append(reach)
+                copies.append((n, t))
+            if reach & full:
                 break
-        s = int(np.flatnonzero(reach)[-1])
+        s = reach.bit_length() - 1
         while s > 0:
-            n, t = copies[parent[s]]
+            lo, hi = 0, len(after) - 1
+            while lo < hi:  # the first c with s in after[c]
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if after[mid] >> s & 1 else (mid + 1, hi)
+            c = lo
+            n, t = copies[c]
             counts[n] -= t
+            if not counts[n]:
+                present.pop(bisect.bisect_left(present, n))
             chosen += [n] * t
             s -= n * t
         bins.append([stacks[n].pop() for n in chosen])

@@ -4,7 +4,9 @@ Energon only opens a WebDataset folder that `energon prepare` has indexed. We wr
 in the layout of megatron-energon 7.4.1, for two reasons: energon is only a dev/training dependency, so the
 compiler must not import it; and `energon prepare` is not deterministic (it writes a random `index.uuid`, and
 with several workers the sqlite rows follow worker completion order). Everything here is derived from the tar
-files alone, so the same shards give byte-identical metadata.
+files alone, so the same shards give byte-identical metadata: read from them (`scan_shard`, the definition), or
+taken from the layout the shard writer recorded as it wrote them (tests hold the two equal), which spares the
+compile a second read of every shard.
 
 Files written (all via temporary name + rename):
   SHARD.tar.idx             next to each shard: uint64 byte offset of each sample's first header, then the
@@ -71,19 +73,23 @@ _INDEXES = (
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class EnergonShard:
-    """A finished shard in the output folder. `sequences`, when given, is checked against the tar's content."""
+class ShardLayout:
+    """Where the samples and members of one shard lie: what energon's index holds of it."""
 
-    name: str  # path relative to the output folder, e.g. "shard-000000.tar"
-    sequences: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _ShardIndex:
     name: str
     samples: list[tuple[str, int, int]]  # (key, header offset, bytes up to the next sample)
     parts: list[tuple[int, str, int, int]]  # (sample index, part name, data offset, data size)
     end: int  # offset just past the last member (start of the end-of-archive blocks)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnergonShard:
+    """A finished shard in the output folder. `sequences`, when given, is checked against the tar's content.
+    `layout`, when given, is what its writer recorded writing it, and the tar is not read."""
+
+    name: str  # path relative to the output folder, e.g. "shard-000000.tar"
+    sequences: int | None = None
+    layout: ShardLayout | None = None
 
 
 def write_nv_meta(
@@ -112,7 +118,11 @@ def write_nv_meta(
             for statement in _SCHEMA:
                 db.execute(statement)
             for tar_id, (entry, name) in enumerate(zip(shards, names)):
-                index = _scan_shard(out_dir / name, name)
+                index = entry.layout if entry.layout is not None else scan_shard(out_dir / name, name)
+                if index.name != name:
+                    raise ValueError(f"{out_dir / name}: given the layout of {index.name}")
+                if not index.samples:  # scan_shard refuses these itself
+                    raise ValueError(f"{out_dir / name}: shard holds no samples; energon refuses empty shards")
                 if entry.sequences is not None and entry.sequences != len(index.samples):
                     raise ValueError(f"{out_dir / name}: holds {len(index.samples)} samples, the writer reported "
                                      f"{entry.sequences}")
@@ -149,7 +159,7 @@ def _checked_name(out_dir: Path, name: str) -> str:
     return name
 
 
-def _scan_shard(path: Path, name: str) -> _ShardIndex:
+def scan_shard(path: Path, name: str) -> ShardLayout:
     """Sample boundaries as energon's `prepare` computes them: a new sample starts where the key changes."""
     samples: list[tuple[str, int, int]] = []
     parts: list[tuple[int, str, int, int]] = []
@@ -169,7 +179,7 @@ def _scan_shard(path: Path, name: str) -> _ShardIndex:
     if not samples:
         raise ValueError(f"{path}: shard holds no samples; energon refuses empty shards")
     _close_last(samples, end)
-    return _ShardIndex(name=name, samples=samples, parts=parts, end=end)
+    return ShardLayout(name=name, samples=samples, parts=parts, end=end)
 
 
 def _members(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
@@ -192,7 +202,7 @@ def _close_last(samples: list[tuple[str, int, int]], next_offset: int) -> None:
         samples[-1] = (key, offset, next_offset - offset)
 
 
-def _insert(db: sqlite3.Connection, tar_id: int, index: _ShardIndex) -> None:
+def _insert(db: sqlite3.Connection, tar_id: int, index: ShardLayout) -> None:
     db.execute("SAVEPOINT shard")
     try:
         db.executemany(
@@ -210,7 +220,7 @@ def _insert(db: sqlite3.Connection, tar_id: int, index: _ShardIndex) -> None:
     )
 
 
-def _duplicate_key(db: sqlite3.Connection, index: _ShardIndex) -> str:
+def _duplicate_key(db: sqlite3.Connection, index: ShardLayout) -> str:
     for key, _, _ in index.samples:
         row = db.execute("SELECT tar_file_id FROM samples WHERE sample_key = ?", (key,)).fetchone()
         if row is not None:
@@ -218,5 +228,5 @@ def _duplicate_key(db: sqlite3.Connection, index: _ShardIndex) -> str:
     return "duplicate sample key"
 
 
-def _hash_index(digest: hashlib._Hash, index: _ShardIndex) -> None:
+def _hash_index(digest: hashlib._Hash, index: ShardLayout) -> None:
     digest.update(json.dumps([index.name, index.samples, index.parts, index.end]).encode())

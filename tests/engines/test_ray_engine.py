@@ -237,6 +237,11 @@ def test_shards_are_written_by_ray_tasks_with_the_local_bytes(ray_cluster, tmp_p
     manifest = json.loads((remote / "manifest.json").read_text())
     assert len(manifest["shards"]) > 2 and manifest["counts"]["images"] > 0
     assert engine.shard_tasks == len(manifest["shards"])
+    # The energon index came from the layouts the tasks recorded: they are what reading the shards gives.
+    from litdata.shards.energon import scan_shard
+
+    names = [s["name"] for s in manifest["shards"]]
+    assert engine._shard_writer.layouts == [scan_shard(remote / name, name) for name in names]
 
 
 def test_a_shard_writer_killed_mid_shard_is_retried_and_the_bytes_stay_identical(ray_cluster, tmp_path):

@@ -14,7 +14,16 @@ from litdata.pack.packer import PackedSequence
 from litdata.records.document import Document, ImageBlob
 from litdata.records.provenance import Provenance
 from litdata.shards import writer as shards
-from litdata.shards.writer import _TAR_OVERHEAD, ShardPlan, plan_shards, sample_members, sample_size, write_shard
+from litdata.shards.energon import scan_shard
+from litdata.shards.writer import (
+    _TAR_OVERHEAD,
+    ShardPlan,
+    build_sample,
+    plan_shards,
+    sample_members,
+    sample_size,
+    write_shard,
+)
 from tests.helpers.compile import compile_cli
 
 
@@ -73,9 +82,10 @@ def test_write_shard_gives_the_sequential_writers_bytes(tmp_path):
     assert runs == [range(3), range(3, 6), range(6, 7)]
     assert claimed == [e.name for e in entries]
     # Out of order, as parallel tasks finish.
-    written = {i: write_shard(par_dir, i, run.start, seqs[run.start:run.stop]) for i, run in reversed(
-        list(enumerate(runs)))}
-    assert [written[i] for i in range(len(runs))] == entries
+    written = {i: write_shard(par_dir, i, run.start, [build_sample(s) for s in seqs[run.start:run.stop]])
+               for i, run in reversed(list(enumerate(runs)))}
+    assert [written[i].entry for i in range(len(runs))] == entries
+    assert [written[i].layout for i in range(len(runs))] == writer.layouts
     for e in entries:
         assert (par_dir / e.name).read_bytes() == (seq_dir / e.name).read_bytes()
     assert sorted(p.name for p in par_dir.iterdir()) == [e.name for e in entries]  # no temporary left
@@ -87,7 +97,7 @@ def test_a_failed_write_shard_leaves_nothing(tmp_path):
     from litdata.images.file import ImageChangedError
 
     with pytest.raises(ImageChangedError):
-        write_shard(tmp_path, 0, 0, seqs)
+        write_shard(tmp_path, 0, 0, [build_sample(s) for s in seqs])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -125,6 +135,8 @@ def test_the_demo_shards_are_the_ones_write_shard_makes(tmp_path, monkeypatch):
     again = Path(tmp_path / "again")
     again.mkdir()
     for i, run in enumerate(plan_shards(seen, max_bytes=1 << 40, max_sequences=4)):
-        entry = write_shard(again, i, run.start, seen[run.start:run.stop])
+        written = write_shard(again, i, run.start, [build_sample(s) for s in seen[run.start:run.stop]])
+        entry = written.entry
         assert (again / entry.name).read_bytes() == (out / entry.name).read_bytes()
         assert entry.to_json() == manifest["shards"][i]
+        assert written.layout == scan_shard(out / entry.name, entry.name)
