@@ -184,28 +184,31 @@ def token_classes_many(
         return [np.zeros(int(n), dtype=np.uint8) for n in counts]
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     base = np.cumsum(lengths) - lengths
-    stop = np.repeat(base + lengths, counts)  # per token: where its text ends
     offs = np.concatenate(offsets) + np.repeat(base, counts)[:, None]
     starts, ends = offs[:, 0], offs[:, 1]
     text = "".join(texts)
     classes_of = np.concatenate(char_classes)
     cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     n = cps.shape[0]
-    # next_nonspace[i]: the first j >= i whose character is not whitespace (n if none). It may lie in a later
-    # text: a token's look-ahead counts only below its own text's `stop`.
-    idx = np.where(_IS_SPACE[np.minimum(cps, _IS_SPACE.shape[0] - 1)], n, np.arange(n, dtype=np.int64))
-    next_nonspace = np.append(np.minimum.accumulate(idx[::-1])[::-1], n)
-    pos = next_nonspace[starts]
+    is_space = _IS_SPACE[np.minimum(cps, _IS_SPACE.shape[0] - 1)]
+    # pos: the first non-whitespace character at or after each token's start (n if none), found among the
+    # sorted positions of all of them (cheaper than a running minimum over every character). It may lie in a
+    # later text: a token's look-ahead counts only below its own text's end.
+    solid = np.flatnonzero(~is_space)
+    pos = np.append(solid, n)[np.searchsorted(solid, starts)]
     spaces_only = pos >= ends
     if spaces_only.any():
-        # Only ' ' in [start, end): the count of other characters before each position tells.
-        not_blank = np.concatenate(([0], np.cumsum(cps != 32)))
-        follows = spaces_only & (not_blank[ends] == not_blank[starts]) & (pos < stop)
+        s_start, s_end, s_pos = starts[spaces_only], ends[spaces_only], pos[spaces_only]
+        stop = np.repeat(base + lengths, counts)[spaces_only]  # where each one's text ends
+        # Only ' ' in [start, end): none of the (rare) other whitespace characters, line breaks and tabs, in it.
+        other = np.flatnonzero(is_space & (cps != 32))
+        blank = np.searchsorted(other, s_end) == np.searchsorted(other, s_start)
+        follows = blank & (s_pos < stop)
         # An image placeholder is a token of its own, not a word: a space before it keeps its own class, and the
         # image class stays exclusive to placeholder tokens.
-        follows[follows] = classes_of[pos[follows]] != TokenClass.IMAGE
+        follows[follows] = classes_of[s_pos[follows]] != TokenClass.IMAGE
         # Blank runs take the next non-space character's class; other whitespace keeps its own first character.
-        pos = np.where(spaces_only & ~follows, starts, pos)
+        pos[spaces_only] = np.where(follows, s_pos, s_start)
     classes = np.zeros(starts.shape[0], dtype=np.uint8)
     has_chars = ends > starts
     classes[has_chars] = classes_of[pos[has_chars]]
