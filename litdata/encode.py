@@ -178,13 +178,18 @@ class Encoder:
         spec, image_id = self.spec, self.tokinfo.image_token_id
         is_image = ids == image_id
         blobs, counts, tiles = images.blobs, images.counts, images.tiles
-        if int(is_image.sum()) != len(blobs):
+        placeholders = int(np.count_nonzero(is_image))
+        if placeholders != len(blobs):
             raise RecordProblem(RejectReason.TEMPLATE_ERROR,
-                                f"{int(is_image.sum())} image tokens after tokenization for {len(blobs)} images")
+                                f"{placeholders} image tokens after tokenization for {len(blobs)} images")
         # Positions per token once expanded: each placeholder takes its image's count, in placeholder order.
-        width = np.ones(ids.shape[0], dtype=np.int64)
-        width[is_image] = counts
-        expanded = int(width.sum())
+        # Without images every token is one position (most records of a text workload).
+        width = None
+        expanded = int(ids.shape[0])
+        if blobs:
+            width = np.ones(ids.shape[0], dtype=np.int64)
+            width[is_image] = counts
+            expanded = int(width.sum())
         truncated_from = None
         if expanded > spec.seq_len:
             if spec.overflow == "drop":
@@ -195,7 +200,7 @@ class Encoder:
                                     f"({ids.shape[0]} text tokens, {len(blobs)} images {shown})")
             # Keep the longest prefix that fits; a placeholder is one token, so its image is kept whole or dropped
             # whole, whatever its count.
-            keep = int(np.searchsorted(np.cumsum(width), spec.seq_len, side="right"))
+            keep = spec.seq_len if width is None else int(np.searchsorted(np.cumsum(width), spec.seq_len, side="right"))
             truncated_from = int(ids.shape[0])
             kept = int(is_image[:keep].sum())
             blobs, counts, tiles = blobs[:kept], counts[:kept], tiles[:kept]

@@ -49,10 +49,9 @@ class TurnLabeler:
         self._shapes: dict[str, str | None] = {}  # sentence -> matching_template(sentence), bounded
         self._anchors = _anchors(self.template_shapes, self.harmful.phrases if self.harmful else ())
         self._shortest = min(map(len, self._anchors), default=0) if self._anchors is not None else 0
-        self._groups = _by_prefix(self._anchors) if self._anchors is not None else ()
 
     def _turn_anchors(self, text: str) -> tuple[str, ...] | None:
-        """The anchors (in no particular order) that `text` contains once case and whitespace are ignored; None when every segment needs
+        """The anchors that `text` contains once case and whitespace are ignored; None when every segment needs
         spaCy (some template has no anchor, or a model scores every sentence).
 
         A segment holding a template sentence contains the template's longest literal piece, and a PhraseMatcher
@@ -65,9 +64,7 @@ class TurnLabeler:
         if len(lower) < self._shortest:  # short answers ("Yes", "left") hold no anchor
             return ()
         flat = "".join(lower.split())
-        # An anchor's prefix is in every text the anchor is in: one test per prefix rules out its whole group
-        # (51 anchors, 24 prefixes with the bundled lexicon; most turns hold none).
-        return tuple(a for prefix, group in self._groups if prefix in flat for a in group if a in flat)
+        return tuple(a for a in self._anchors if a in flat)
 
     def __getstate__(self) -> dict:
         return {"template_shapes": self.template_shapes, "harmful": self.harmful}
@@ -216,14 +213,3 @@ def _anchors(template_shapes: frozenset[str], phrases: Sequence[str]) -> tuple[s
         out.append(piece)
     out.extend("".join(p.lower().split()) for p in phrases)
     return tuple(dict.fromkeys(a for a in out if a))
-
-
-_PREFIX = 3
-
-
-def _by_prefix(anchors: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The anchors grouped by their first `_PREFIX` characters (a shorter anchor is its own prefix)."""
-    groups: dict[str, list[str]] = {}
-    for a in anchors:
-        groups.setdefault(a[:_PREFIX], []).append(a)
-    return tuple((prefix, tuple(group)) for prefix, group in groups.items())
