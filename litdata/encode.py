@@ -17,7 +17,7 @@ import numpy as np
 
 from litdata.classes import TokenClass, weight_table
 from litdata.config import CompileConfig, HarmfulSettings, Overflow
-from litdata.images.tokens import FixedRule, ImageTokenRule
+from litdata.images.tokens import FixedRule, ImageTokenRule, RuleError
 from litdata.records import AuditHit, Conversation, Document, RecordProblem, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import Rendered, TemplateError, get_template
@@ -136,6 +136,8 @@ class Encoder:
             raise RecordProblem(RejectReason.TEMPLATE_ERROR, str(e)) from None
 
     def _images(self, conv: Conversation) -> tuple[ImageBlob, ...]:
+        if not conv.images:  # a text record: not even the import below, once per record
+            return ()
         from litdata.read import resolve_image
 
         blobs = []
@@ -149,8 +151,6 @@ class Encoder:
 
     def _counted(self, blobs: tuple[ImageBlob, ...]) -> _Images:
         """Each image's count under the --image-tokens rule, from the size its header gave (no pixel decode)."""
-        from litdata.images.tokens import RuleError
-
         counts, tiles = [], []
         for n, blob in enumerate(blobs):
             try:
