@@ -17,7 +17,7 @@ import numpy as np
 
 from litdata.classes import TokenClass, weight_table
 from litdata.config import CompileConfig, HarmfulSettings, Overflow
-from litdata.images.tokens import FixedRule, ImageTokenRule
+from litdata.images.tokens import FixedRule, ImageTokenRule, RuleError
 from litdata.records import AuditHit, Conversation, Document, RecordProblem, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import Rendered, TemplateError, get_template
@@ -136,6 +136,8 @@ class Encoder:
             raise RecordProblem(RejectReason.TEMPLATE_ERROR, str(e)) from None
 
     def _images(self, conv: Conversation) -> tuple[ImageBlob, ...]:
+        if not conv.images:  # a text record: not even the import below, once per record
+            return ()
         from litdata.read import resolve_image
 
         blobs = []
@@ -149,8 +151,6 @@ class Encoder:
 
     def _counted(self, blobs: tuple[ImageBlob, ...]) -> _Images:
         """Each image's count under the --image-tokens rule, from the size its header gave (no pixel decode)."""
-        from litdata.images.tokens import RuleError
-
         counts, tiles = [], []
         for n, blob in enumerate(blobs):
             try:
@@ -178,13 +178,18 @@ class Encoder:
         spec, image_id = self.spec, self.tokinfo.image_token_id
         is_image = ids == image_id
         blobs, counts, tiles = images.blobs, images.counts, images.tiles
-        if int(is_image.sum()) != len(blobs):
+        placeholders = int(np.count_nonzero(is_image))
+        if placeholders != len(blobs):
             raise RecordProblem(RejectReason.TEMPLATE_ERROR,
-                                f"{int(is_image.sum())} image tokens after tokenization for {len(blobs)} images")
+                                f"{placeholders} image tokens after tokenization for {len(blobs)} images")
         # Positions per token once expanded: each placeholder takes its image's count, in placeholder order.
-        width = np.ones(ids.shape[0], dtype=np.int64)
-        width[is_image] = counts
-        expanded = int(width.sum())
+        # Without images every token is one position (most records of a text workload).
+        width = None
+        expanded = int(ids.shape[0])
+        if blobs:
+            width = np.ones(ids.shape[0], dtype=np.int64)
+            width[is_image] = counts
+            expanded = int(width.sum())
         truncated_from = None
         if expanded > spec.seq_len:
             if spec.overflow == "drop":
@@ -195,7 +200,7 @@ class Encoder:
                                     f"({ids.shape[0]} text tokens, {len(blobs)} images {shown})")
             # Keep the longest prefix that fits; a placeholder is one token, so its image is kept whole or dropped
             # whole, whatever its count.
-            keep = int(np.searchsorted(np.cumsum(width), spec.seq_len, side="right"))
+            keep = spec.seq_len if width is None else int(np.searchsorted(np.cumsum(width), spec.seq_len, side="right"))
             truncated_from = int(ids.shape[0])
             kept = int(is_image[:keep].sum())
             blobs, counts, tiles = blobs[:kept], counts[:kept], tiles[:kept]

@@ -50,20 +50,22 @@ class SpanBuilder:
         self._len = 0
 
     def add(self, text: str, cls: TokenClass = TokenClass.MARKUP) -> None:
-        if not text:
+        n = len(text)
+        if not n:
             return
-        if cls is not TokenClass.MARKUP:
-            self._spans.append((self._len, self._len + len(text), int(cls)))
+        if cls:  # markup is class 0, what `build` starts every character with
+            self._spans.append((self._len, self._len + n, int(cls)))
         self._parts.append(text)
-        self._len += len(text)
+        self._len += n
 
     def add_turn(self, text: str, cls: TokenClass, labels: Sequence[TurnLabel] = ()) -> None:
         start = self._len
         self.add(text, cls)
         for s, e, c in labels:
             self._spans.append((start + s, start + e, int(c)))
-        for m in _IMAGE_RE.finditer(text):
-            self._spans.append((start + m.start(), start + m.end(), int(TokenClass.IMAGE)))
+        if IMAGE_PLACEHOLDER in text:  # most turns hold none; the test is cheaper than a regex scan
+            for m in _IMAGE_RE.finditer(text):
+                self._spans.append((start + m.start(), start + m.end(), int(TokenClass.IMAGE)))
 
     def build(self, *, llava_chunks: bool = False, trimmed: Sequence[int] = ()) -> Rendered:
         text = "".join(self._parts)
@@ -81,8 +83,11 @@ def trim_turn(text: str, labels: Sequence[TurnLabel]) -> tuple[str, list[TurnLab
     return body, [(s, e, c) for s, e, c in moved if e > s]
 
 
+_BODY_CLASS = {Role.SYSTEM: TokenClass.SYSTEM, Role.USER: TokenClass.INSTRUCTION, Role.ASSISTANT: TokenClass.RESPONSE}
+
+
 def body_class(role: Role) -> TokenClass:
-    return {Role.SYSTEM: TokenClass.SYSTEM, Role.USER: TokenClass.INSTRUCTION, Role.ASSISTANT: TokenClass.RESPONSE}[role]
+    return _BODY_CLASS[role]
 
 
 class ChatTemplate(Protocol):

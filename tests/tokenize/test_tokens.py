@@ -125,3 +125,36 @@ def test_classes_of_many_texts_at_once_are_each_texts_own():
         got = token_classes_many(texts, classes, offsets)
         for text, cls, offs, g in zip(texts, classes, offsets, got):
             assert [C(int(c)) for c in g] == [_one_token_class(text, cls, a, b) for a, b in offs], (text, offs)
+
+
+@pytest.mark.parametrize("folder", ["demo", "llama2", "sentencepiece"])
+def test_a_batch_of_llava_renderings_gives_each_record_what_it_gets_alone(folder, tmp_path):
+    """Records with and without images share one encode_batch; the image-less ones are handled for the whole
+    batch at once (BOS prepended by litdata for the demo tokenizer, the tokenizer's own BOS for LLaMA ones). Each
+    must equal its own encoding, and an image-less one what LLaVA's `tokenizer_image_token` gives (BOS, then the
+    text's ids)."""
+    from litdata.render.base import Rendered
+    from litdata.tokenize.tokens import encode_rendered
+    from tests.helpers.output_digests import DEMO_TOKENIZER
+    from tests.helpers.real_tokenizers import llama2_folder
+
+    path = {"demo": lambda: DEMO_TOKENIZER, "llama2": lambda: llama2_folder(tmp_path / "l", legacy=False),
+            "sentencepiece": lambda: sentencepiece_folder(tmp_path / "sp")}[folder]()
+    tok, info = load_tokenizer(path)
+    texts = ["A chat. USER: <image>\nWhat is it? ASSISTANT: A cat.</s>", "USER: hi  there ASSISTANT: 42</s>",
+             "<image>", "two <image> and <image>\there", " leading space", "x"]
+    rendered = [Rendered(text=t, char_classes=np.arange(len(t), dtype=np.uint8) % 6, llava_chunks=True) for t in texts]
+    batch = encode_rendered(tok, rendered, info.image_token_id)
+    for r, (ids, classes) in zip(rendered, batch):
+        alone_ids, alone_classes = encode_rendered(tok, [r], info.image_token_id)[0]
+        assert ids.tolist() == alone_ids.tolist() and classes.tolist() == alone_classes.tolist(), r.text
+        if "<image>" not in r.text:
+            sp = getattr(tok, "litdata_sentencepiece", None)  # SentencePiece's own ids (test_real_tokenizers.py)
+            if sp is None:
+                reference = tok(r.text).input_ids
+            else:
+                reference = sp.encode_batch([r.text], add_special_tokens=True)[0][0].tolist()
+            if reference[:1] != [tok.bos_token_id]:
+                reference = [tok.bos_token_id] + reference
+            assert ids.tolist() == reference, r.text
+            assert classes[0] == C.MARKUP, r.text  # BOS is never supervised
