@@ -10,12 +10,14 @@ turn is labelled, the labels are widened over the whitespace between them, so th
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from litdata.classes import TokenClass
+from litdata.spans.anchors import Anchors, fold
 from litdata.spans.harmful import ModelDetector, build_matcher
-from litdata.spans.sentences import Sentence, SentenceSplitter, shared_nlp
+from litdata.spans.sentences import Sentence, SentenceSplitter, segments, shared_nlp
 from litdata.config import HarmfulSettings
 from litdata.spans.shapes import matching_template
 from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
@@ -25,6 +27,7 @@ __all__ = ["SpanLabel", "TurnLabeler"]
 _IMAGE_RE = re.compile(re.escape(IMAGE_PLACEHOLDER))
 _SCORE_CACHE_SIZE = 100_000
 _SHAPE_CACHE_SIZE = 100_000
+_SEGMENT_CACHE_SIZE = 20_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,6 +40,13 @@ class SpanLabel:
     shape: str | None = None  # normalised template shape, for templates
 
 
+# What a segment (a trimmed piece of a turn between newlines and `<image>` tags) contributes to its turn: its
+# labels as (start, end, class, matcher, shape) relative to the segment, and whether they cover every one of
+# its sentences (a turn is widened only when all of its segments are covered).
+_SegmentLabels = tuple[tuple[tuple[int, int, TokenClass, str, str | None], ...], bool]
+_NOTHING: _SegmentLabels = ((), False)
+
+
 class TurnLabeler:
     """Labels the turns of records. Picklable: only the spec travels, spaCy and the model are rebuilt lazily."""
 
@@ -47,24 +57,10 @@ class TurnLabeler:
         self._model: ModelDetector | None = None
         self._scores: dict[str, float] = {}
         self._shapes: dict[str, str | None] = {}  # sentence -> matching_template(sentence), bounded
-        self._anchors = _anchors(self.template_shapes, self.harmful.phrases if self.harmful else ())
-        self._shortest = min(map(len, self._anchors), default=0) if self._anchors is not None else 0
-
-    def _turn_anchors(self, text: str) -> tuple[str, ...] | None:
-        """The anchors that `text` contains once case and whitespace are ignored; None when every segment needs
-        spaCy (some template has no anchor, or a model scores every sentence).
-
-        A segment holding a template sentence contains the template's longest literal piece, and a PhraseMatcher
-        hit contains its phrase, both once case and whitespace are ignored. A segment's whitespace-free form is
-        a substring of its turn's, so a turn that contains no anchor needs no spaCy at all, and the segments of
-        the others need only be checked for the anchors their turn contains. Both skips are exact."""
-        if self._anchors is None or (self.harmful is not None and self.harmful.model_path):
-            return None
-        lower = text.lower()
-        if len(lower) < self._shortest:  # short answers ("Yes", "left") hold no anchor
-            return ()
-        flat = "".join(lower.split())
-        return tuple(a for a in self._anchors if a in flat)
+        # Per template-checked? (user turns): segment -> what it contributes, bounded. Template lines repeat in
+        # most records.
+        self._segments: tuple[dict[str, _SegmentLabels], dict[str, _SegmentLabels]] = ({}, {})
+        self._anchors = Anchors.build(self.template_shapes, self.harmful.phrases if self.harmful else ())
 
     def __getstate__(self) -> dict:
         return {"template_shapes": self.template_shapes, "harmful": self.harmful}
@@ -98,29 +94,105 @@ class TurnLabeler:
     def label_many(self, records: Sequence[Sequence[tuple[Role, str]]]) -> list[list[list[SpanLabel]]]:
         """`label` for many records at once (one spaCy pass and one model pass for all of them)."""
         flat = [(role, text) for turns in records for role, text in turns]
-        wanted = [i for i, (role, _) in enumerate(flat) if self.harmful or (role is Role.USER and self.template_shapes)]
-        found = [self._turn_anchors(flat[i][1]) for i in wanted]
-        todo = [(i, hits) for i, hits in zip(wanted, found) if hits != ()]  # a turn without anchors has no label
-        sentences: list[list[Sentence]] = [[] for _ in flat]
-        if todo:  # no spaCy load (a few hundred MB per worker) when there is nothing to look for
-
-            def needs_spacy(k: int, segment: str) -> bool:
-                hits = todo[k][1]
-                if hits is None:
-                    return True
-                segment_flat = "".join(segment.lower().split())
-                return any(a in segment_flat for a in hits)
-
-            splitter = self._ensure_loaded()
-            for (i, _), sents in zip(todo, splitter.split([flat[i][1] for i, _ in todo], needs_spacy)):
-                sentences[i] = sents
-        scores = self._model_scores(flat, sentences)
-        labels = [self._turn_labels(role, text, sents, scores) for (role, text), sents in zip(flat, sentences)]
+        if self.harmful is not None and self.harmful.model_path:
+            labels = self._label_with_model(flat)
+        else:
+            labels = self._label_by_anchors(flat)
         out, pos = [], 0
         for turns in records:
             out.append(labels[pos : pos + len(turns)])
             pos += len(turns)
         return out
+
+    def _label_by_anchors(self, flat: Sequence[tuple[Role, str]]) -> list[list[SpanLabel]]:
+        """Labels without a model: only segments holding an anchor (anchors.py) can hold a label, so only the
+        turns that hold one are cut into segments, and only their segments that hold one reach spaCy. What a
+        segment contributes depends on its text alone, so it is remembered across batches."""
+        labels: list[list[SpanLabel]] = [[] for _ in flat]
+        templates = bool(self.template_shapes)
+        every_user_turn = templates and self._anchors.templates is None  # a template without an anchor
+        wanted = [i for i, (role, _) in enumerate(flat) if self.harmful or (templates and role is Role.USER)]
+        if not wanted:
+            return labels  # no spaCy load (a few hundred MB per worker) when there is nothing to look for
+        hit, present = self._anchors.texts_with_any([flat[i][1] for i in wanted])
+        todo = [i for i in wanted if flat[i][1] in hit or (every_user_turn and flat[i][0] is Role.USER)]
+        # Per turn to label: (turn, template-checked?, its segments and their texts), and what each distinct
+        # segment contributes, per template-checked? (user turns) or not.
+        turns: list[tuple[int, bool, list[tuple[int, str]]]] = []
+        found: tuple[dict[str, _SegmentLabels], dict[str, _SegmentLabels]] = ({}, {})
+        missing: tuple[dict[str, None], dict[str, None]] = ({}, {})
+        for i in todo:
+            role, text = flat[i]
+            checked = templates and role is Role.USER
+            known, cache, miss = found[checked], self._segments[checked], missing[checked]
+            segs = [(a, text[a:b]) for a, b in segments(text)]
+            turns.append((i, checked, segs))
+            for _, seg in segs:
+                if seg not in known and seg not in miss:
+                    got = cache.get(seg)
+                    if got is None:
+                        miss[seg] = None
+                    else:
+                        known[seg] = got
+        for checked in (False, True):
+            fresh = self._segment_labels(list(missing[checked]), checked, present)
+            cache = self._segments[checked]
+            if len(cache) + len(fresh) > _SEGMENT_CACHE_SIZE:
+                cache.clear()  # cheaper than LRU bookkeeping; the frequent segments come back at once
+            cache.update(fresh)
+            found[checked].update(fresh)
+        for i, checked, segs in turns:
+            text = flat[i][1]
+            known = found[checked]
+            turn: list[SpanLabel] = []
+            covered = True
+            for a, seg in segs:
+                rel, whole = known[seg]
+                covered = covered and whole
+                for s0, s1, cls, matcher, shape in rel:
+                    turn.append(SpanLabel(start=a + s0, end=a + s1, cls=cls, matcher=matcher, shape=shape))
+            labels[i] = _widen(text, turn) if turn and covered else turn
+        return labels
+
+    def _segment_labels(self, segs: list[str], checked: bool, present: tuple[str, ...]) -> dict[str, _SegmentLabels]:
+        """What each segment contributes (`checked`: whether its sentences may be templates, in a user turn);
+        `present`: the anchors found in the batch, a superset of those of any of its segments."""
+        phrases = [a for a in present if a in self._anchors.phrases]
+        pieces = self._anchors.templates
+        tpl_pieces = None if pieces is None else [a for a in present if a in pieces]
+        out: dict[str, _SegmentLabels] = {}
+        search: list[tuple[str, bool, bool]] = []  # segment, lexicon?, templates?
+        for seg in segs:
+            f = fold(seg)
+            lexicon = any(p in f for p in phrases)
+            template = checked and (tpl_pieces is None or any(p in f for p in tpl_pieces))
+            if lexicon or template:
+                search.append((seg, lexicon, template))
+            else:
+                out[seg] = _NOTHING
+        if not search:
+            return out
+        splitter = self._ensure_loaded()
+        split = splitter.split_segments([seg for seg, _, _ in search], [lexicon for _, lexicon, _ in search])
+        for (seg, _, template), sents in zip(search, split):
+            rel = []
+            for s in sents:
+                if s.lexicon_hit is not None:
+                    rel.append((s.start, s.end, TokenClass.HARMFUL, f"lexicon:{s.lexicon_hit}", None))
+                elif template and (shape := self._template_of(seg[s.start : s.end])) is not None:
+                    rel.append((s.start, s.end, TokenClass.TASK_TEMPLATE, "template", shape))
+            out[seg] = (tuple(rel), len(rel) == len(sents))
+        return out
+
+    def _label_with_model(self, flat: Sequence[tuple[Role, str]]) -> list[list[SpanLabel]]:
+        """Labels when a model scores sentences: every sentence of every turn looked at is scored."""
+        wanted = [i for i, (role, _) in enumerate(flat) if self.harmful or (role is Role.USER and self.template_shapes)]
+        sentences: list[list[Sentence]] = [[] for _ in flat]
+        if wanted:
+            for i, sents in zip(wanted, self._ensure_loaded().split([flat[i][1] for i in wanted])):
+                sentences[i] = sents
+        scores = self._model_scores(flat, sentences)
+        return [self._turn_labels(role, text, sents, scores) for (role, text), sents in zip(flat, sentences)]
 
     def _model_scores(self, flat: Sequence[tuple[Role, str]], sentences: list[list[Sentence]]) -> dict[str, float]:
         """Model score per distinct sentence text (cached across calls: templates repeat)."""
@@ -139,8 +211,6 @@ class TurnLabeler:
     ) -> list[SpanLabel]:
         labels: list[SpanLabel] = []
         for s in sentences:
-            if not s.searched:  # a segment without anchors: no lexicon hit, no model (see _turn_anchors), no template
-                continue
             sentence = text[s.start : s.end]
             score = scores.get(sentence)
             threshold = self.harmful.threshold if self.harmful else 1.0
@@ -184,32 +254,19 @@ class TurnLabeler:
 
 def _widen(text: str, labels: list[SpanLabel]) -> list[SpanLabel]:
     """Stretch labels over the gaps between them, up to the text edges and `<image>` tags (not over them)."""
-    from dataclasses import replace
-
-    walls = sorted({0, len(text)} | {p for m in _IMAGE_RE.finditer(text) for p in (m.start(), m.end())})
+    if IMAGE_PLACEHOLDER in text:
+        walls = sorted({0, len(text)} | {p for m in _IMAGE_RE.finditer(text) for p in (m.start(), m.end())})
+    else:
+        walls = [0, len(text)]  # most turns: no scan
     out: list[SpanLabel] = []
     for i, lab in enumerate(labels):
-        left = max(w for w in walls if w <= lab.start)
+        left = walls[bisect_right(walls, lab.start) - 1]
         if out:
             left = max(left, out[-1].end)  # the gap before a label already went to the previous one
-        right = min(w for w in walls if w >= lab.end)
+        right = walls[bisect_left(walls, lab.end)]
         if i + 1 < len(labels):
             right = min(right, labels[i + 1].start)
-        out.append(replace(lab, start=left, end=right))
+        out.append(
+            SpanLabel(start=left, end=right, cls=lab.cls, matcher=lab.matcher, score=lab.score, shape=lab.shape)
+        )
     return out
-
-
-_PLACEHOLDER_RE = re.compile(r"<num>|<box>|<arg>")
-
-
-def _anchors(template_shapes: frozenset[str], phrases: Sequence[str]) -> tuple[str, ...] | None:
-    """Lower-cased, whitespace-free pieces one of which every matching segment contains; None: no such
-    piece exists for some template (a shape made only of placeholders), so every segment needs spaCy."""
-    out = []
-    for shape in template_shapes:
-        piece = max(("".join(part.split()) for part in _PLACEHOLDER_RE.split(shape)), key=len)
-        if not piece:
-            return None
-        out.append(piece)
-    out.extend("".join(p.lower().split()) for p in phrases)
-    return tuple(dict.fromkeys(a for a in out if a))

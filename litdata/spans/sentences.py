@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from litdata.records.conversation import IMAGE_PLACEHOLDER
@@ -29,9 +29,6 @@ class Sentence:
     start: int  # character offsets into the text the sentence was found in
     end: int
     lexicon_hit: str | None = None  # the lexicon phrase matched inside the sentence, if any
-    # False for a whole segment that the caller's `needs_spacy` ruled out: it holds nothing the caller looks
-    # for, so the caller can skip looking (see SentenceSplitter.split).
-    searched: bool = True
 
 
 def make_nlp():
@@ -78,13 +75,17 @@ def _punctuation() -> tuple[re.Pattern[str], str, tuple[str, ...], str]:
 
     punct = "".join(sorted(Sentencizer.default_punct_chars))
     ascii_punct = "".join(c for c in punct if c.isascii())
-    return re.compile(f"[{re.escape(punct)}]"), punct + " \t\r\n", tuple(ascii_punct), ascii_punct + " \t\r\n"
+    return re.compile(f"[{re.escape(punct)}]"), punct, tuple(ascii_punct), ascii_punct
 
 
 def _unsplittable(segment: str) -> bool:
-    """True when spaCy's sentencizer would return `segment` (already trimmed) as one sentence: it only starts
-    a sentence at a non-punctuation token after a token that is one of its punctuation characters, so a
-    segment whose punctuation characters all sit in its trailing run cannot be split."""
+    """True when spaCy's sentencizer would return `segment` (already trimmed) as one sentence.
+
+    The sentencizer starts a sentence at a token that is not punctuation (`is_punct`: every character of
+    Unicode category P) after a token that is one of its punctuation characters. All of those are of category
+    P, so when every one of them in the segment sits in its trailing run of them, every token after such a
+    token is made of that run and is punctuation: no split. Whitespace ends the run: two spaces, or one tab,
+    make a whitespace token, which is not punctuation ("Hi!  !" is two sentences)."""
     punct_re, trailing, ascii_punct, ascii_trailing = _punctuation()
     if segment.isascii():
         # Most segments are ASCII: only '!', '.' and '?' of the ~100 characters can occur, and `in` finds each
@@ -130,23 +131,10 @@ class SentenceSplitter:
         self.batch_size = batch_size
         self._cache: dict[str, tuple[Sentence, ...]] = {}
 
-    def split(
-        self, texts: Sequence[str], needs_spacy: Callable[[int, str], bool] | None = None
-    ) -> list[list[Sentence]]:
-        """Sentences of every text, with offsets into that text, in order.
-
-        `needs_spacy(i, segment)`, when given, says which segments of `texts[i]` can hold anything the caller
-        looks for; the others are returned as one sentence each, with `searched=False`, without running spaCy
-        (the caller must only use them to know that a segment is there).
-        """
+    def split(self, texts: Sequence[str]) -> list[list[Sentence]]:
+        """Sentences of every text, with offsets into that text, in order."""
         segs = [segments(t) for t in texts]
-        if needs_spacy is not None:
-            segs_kept = [
-                [(a, b) for a, b in ss if needs_spacy(i, t[a:b])] for i, (t, ss) in enumerate(zip(texts, segs))
-            ]
-        else:
-            segs_kept = segs
-        needed = dict.fromkeys(t[a:b] for t, ss in zip(texts, segs_kept) for a, b in ss)
+        needed = dict.fromkeys(t[a:b] for t, ss in zip(texts, segs) for a, b in ss)
         # Take the cached entries before _process, which may clear the cache when it is full.
         known = {seg: self._cache[seg] for seg in needed if seg in self._cache}
         fresh = self._process([seg for seg in needed if seg not in known])
@@ -155,14 +143,26 @@ class SentenceSplitter:
         for text, ss in zip(texts, segs):
             sents: list[Sentence] = []
             for a, b in ss:
-                seg = text[a:b]
-                if seg not in fresh:  # a segment needs_spacy ruled out
-                    sents.append(Sentence(start=a, end=b, searched=False))
-                    continue
-                for s in fresh[seg]:
+                for s in fresh[text[a:b]]:
                     sents.append(Sentence(start=a + s.start, end=a + s.end, lexicon_hit=s.lexicon_hit))
             out.append(sents)
         return out
+
+    def split_segments(self, segs: Sequence[str], match: Sequence[bool]) -> list[tuple[Sentence, ...]]:
+        """Sentences of distinct trimmed segments (offsets into each), uncached: the labeler caches what it
+        makes of them. The lexicon matcher runs on `segs[i]` only where `match[i]`; the others are promised to
+        hold no phrase, so one that spaCy cannot split (`_unsplittable`) skips spaCy."""
+        out: list[tuple[Sentence, ...] | None] = [None] * len(segs)
+        todo: list[int] = []
+        for i, (seg, m) in enumerate(zip(segs, match)):
+            if not m and _unsplittable(seg):
+                out[i] = (Sentence(start=0, end=len(seg)),)
+            else:
+                todo.append(i)
+        docs = self.nlp.pipe([segs[i] for i in todo], batch_size=self.batch_size)
+        for i, doc in zip(todo, docs):
+            out[i] = _doc_sentences(doc, self.matcher if match[i] else None)
+        return out  # type: ignore[return-value]
 
     def offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """(start, end) of every sentence of every text: exactly `split(texts)`'s offsets, as plain pairs. The

@@ -125,25 +125,83 @@ def test_splitter_survives_its_cache_being_cleared_mid_batch():
     assert [len(s) for s in again] == [1, 1, 1, 1]
 
 
-def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
-    """The fast path (spaCy only on segments that contain a template piece or a lexicon phrase) must give
-    exactly the labels of splitting everything, on the demo data with its mined templates."""
-    from litdata.spans.mining import mine_templates
-    from litdata.config import HarmfulSettings, MiningSettings
+def _reference_labels(shapes, harmful: HarmfulSettings | None, records) -> list[list[list[SpanLabel]]]:
+    """The labels by definition, without a shortcut: every segment of every turn through spaCy with the lexicon
+    matcher (a splitter with a matcher never skips spaCy), every user-turn sentence's shape looked up."""
+    from litdata.classes import TokenClass
+    from litdata.spans.harmful import build_matcher
+    from litdata.spans.labeler import _widen
+    from litdata.spans.sentences import make_nlp
+    from litdata.spans.shapes import matching_template
+
+    nlp = make_nlp()
+    phrases = harmful.phrases if harmful is not None and harmful.phrases else ("zzz never zzz",)
+    splitter = SentenceSplitter(nlp, build_matcher(nlp, phrases))
+    out = []
+    for turns in records:
+        got = []
+        for (role, text), sents in zip(turns, splitter.split([text for _, text in turns])):
+            labs = []
+            for s in sents:
+                shape = matching_template(text[s.start : s.end], shapes) if role is Role.USER else None
+                if s.lexicon_hit is not None and harmful is not None:
+                    labs.append(SpanLabel(start=s.start, end=s.end, cls=TokenClass.HARMFUL,
+                                          matcher=f"lexicon:{s.lexicon_hit}"))
+                elif shape is not None:
+                    labs.append(SpanLabel(start=s.start, end=s.end, cls=TokenClass.TASK_TEMPLATE,
+                                          matcher="template", shape=shape))
+            got.append(_widen(text, labs) if labs and len(labs) == len(sents) else labs)
+        out.append(got)
+    return out
+
+
+def _demo_records():
     from litdata.demo import DEMO_SOURCES
     from litdata.read import read_sources
     from litdata.records import Conversation
 
     convs = [c for c in read_sources(DEMO_SOURCES) if isinstance(c, Conversation)]
+    return convs, [[(t.role, t.text) for t in c.turns] for c in convs]
+
+
+def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
+    """The fast path (spaCy only on segments that contain a template piece or a lexicon phrase, what a segment
+    gives remembered across batches) gives exactly the labels by definition, on the demo data with its mined
+    templates, in one batch and in batches of three records, whose segments come back from the cache."""
+    from litdata.spans.mining import mine_templates
+    from litdata.config import MiningSettings
+
+    convs, records = _demo_records()
     shapes = mine_templates(convs, MiningSettings()).template_shapes()
-    harmful = HarmfulSettings(phrases=("circle", "blue square", "answer"))  # common words: many hits
-    records = [[(t.role, t.text) for t in c.turns] for c in convs]
-    fast = TurnLabeler(template_shapes=shapes, harmful=harmful)
-    slow = TurnLabeler(template_shapes=shapes, harmful=harmful)
-    slow._anchors = None  # every segment through spaCy
-    got, want = fast.label_many(records), slow.label_many(records)
-    assert got == want
-    assert sum(len(t) for r in got for t in r) > 100
+    for harmful in (HarmfulSettings(phrases=("circle", "blue square", "answer")), None):  # common words: many hits
+        want = _reference_labels(shapes, harmful, records)
+        assert TurnLabeler(template_shapes=shapes, harmful=harmful).label_many(records) == want
+        labeler = TurnLabeler(template_shapes=shapes, harmful=harmful)
+        assert [r for i in range(0, len(records), 3) for r in labeler.label_many(records[i : i + 3])] == want
+        assert sum(len(t) for r in want for t in r) > 100
+
+
+def test_a_template_without_a_literal_piece_is_looked_for_in_every_user_sentence():
+    shapes = frozenset({"<num>.", "<box>", sentence_shape(SHORT)})
+    records = [
+        [(Role.USER, "12.\nWhat is it? [0.1, 0.2]"), (Role.ASSISTANT, "42.")],
+        [(Role.USER, f"Count them.\n{SHORT}\n3.5."), (Role.ASSISTANT, SHORT)],
+    ]
+    harmful = HarmfulSettings(phrases=("count them",))
+    for h in (harmful, None):
+        got = TurnLabeler(template_shapes=shapes, harmful=h).label_many(records)
+        assert got == _reference_labels(shapes, h, records)
+        assert sum(len(t) for r in got for t in r) >= 3
+
+
+def test_turns_holding_the_batch_separator_are_labelled_alike():
+    """The anchor search joins a batch's turns with a control character; a turn holding it is searched alone."""
+    text = f"What is \x00 this?\n{SHORT}"
+    records = [[(Role.USER, text), (Role.ASSISTANT, "Nothing \x00 much")], [(Role.USER, SHORT)]]
+    harmful = HarmfulSettings(phrases=("much",))
+    got = TurnLabeler(template_shapes=TEMPLATES, harmful=harmful).label_many(records)
+    assert got == _reference_labels(TEMPLATES, harmful, records)
+    assert [[len(t) for t in r] for r in got] == [[1, 1], [1]]
 
 
 def test_segments_without_inner_punctuation_skip_spacy_with_the_same_sentences():

@@ -98,3 +98,21 @@ def test_offsets_are_the_offsets_of_split_cold_and_warm():
 def test_offsets_refuses_a_splitter_with_a_matcher():
     with pytest.raises(ValueError, match="lexicon"):
         SentenceSplitter(matcher=object()).offsets(["a."])
+
+
+def test_a_segment_called_unsplittable_is_one_sentence_for_spacy():
+    """Fuzz against spaCy's sentencizer itself: sentence punctuation, brackets, quotes, every kind of space
+    (two spaces or a tab inside the trailing punctuation make a token that starts a sentence: "Hi!  !")."""
+    nlp = sentences.make_nlp()
+    rng = random.Random(2)
+    pieces = ["a", "Hi", "3", "3.5", "e.g.", ".", "!", "?", "?!", "...", "。", "！", "\u2026", "(", ")", "[", '"',
+              "'", ",", ":", " ", " ", "  ", "\t", "\u00a0", "\u3000", "\x1c"]
+    cases = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 7))).strip() for _ in range(20000)}
+    cases = sorted(c for c in cases if c)
+    claimed = 0
+    for seg, doc in zip(cases, nlp.pipe(cases, batch_size=1000)):
+        if sentences._unsplittable(seg):
+            claimed += 1
+            assert [(s.start_char, s.end_char) for s in doc.sents] == [(0, len(seg))], repr(seg)
+    assert claimed > len(cases) // 5
+    assert not sentences._unsplittable("Hello!  !") and sentences._unsplittable("What?!")
