@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,13 @@ def _punctuation() -> tuple[re.Pattern[str], str, tuple[str, ...], str]:
     return re.compile(f"[{re.escape(punct)}]"), punct, tuple(ascii_punct), ascii_punct
 
 
+@functools.cache
+def _option_letters() -> frozenset[str]:
+    """The ASCII letters X for which the shared pipeline's tokenizer keeps the chunk "X." as one token."""
+    tokenizer = shared_nlp().tokenizer
+    return frozenset(c for c in string.ascii_letters if [t.text for t in tokenizer(f"{c}. x")] == [f"{c}.", "x"])
+
+
 def _unsplittable(segment: str) -> bool:
     """True when spaCy's sentencizer would return `segment` (already trimmed) as one sentence.
 
@@ -85,7 +93,14 @@ def _unsplittable(segment: str) -> bool:
     Unicode category P) after a token that is one of its punctuation characters. All of those are of category
     P, so when every one of them in the segment sits in its trailing run of them, every token after such a
     token is made of that run and is punctuation: no split. Whitespace ends the run: two spaces, or one tab,
-    make a whitespace token, which is not punctuation ("Hi!  !" is two sentences)."""
+    make a whitespace token, which is not punctuation ("Hi!  !" is two sentences).
+
+    An option line ("A. big red circle") is tested without its "A. ": spaCy splits text into chunks at spaces
+    first, and keeps the chunk "A." whole (a tokenizer special case, checked in _option_letters), a token that is
+    not one of the punctuation characters; so only the rest can split. Most segments that spaCy used to see in
+    the mining pass were such lines."""
+    if segment[1:3] == ". " and segment[0] in _option_letters():
+        segment = segment[3:]
     punct_re, trailing, ascii_punct, ascii_trailing = _punctuation()
     if segment.isascii():
         # Most segments are ASCII: only '!', '.' and '?' of the ~100 characters can occur, and `in` finds each
