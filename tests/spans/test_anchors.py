@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 
-from litdata.spans.anchors import Anchors, fold, template_anchor
+import sys
+
+from litdata.spans.anchors import WHITESPACE, Anchors, fold, template_anchor
 
 
 def test_folding_is_per_character_even_around_capital_sigma():
@@ -18,6 +20,10 @@ def test_folding_is_per_character_even_around_capital_sigma():
         b = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
         assert fold(a + b) == fold(a) + fold(b), (a, b)
     assert fold("ΟΔΟΣ") == fold("οδοσ") == "οδοσ" and fold("A b\u3000C\x1c") == "abc"
+
+
+def test_the_whitespace_folding_deletes_is_what_str_split_splits_on():
+    assert sorted(WHITESPACE) == [chr(cp) for cp in range(sys.maxunicode + 1) if chr(cp).isspace()]
 
 
 def test_template_anchor_is_the_longest_literal_piece():
