@@ -4,7 +4,6 @@ template sentence or a lexicon phrase."""
 from __future__ import annotations
 
 import random
-
 import sys
 
 from litdata.spans.anchors import WHITESPACE, Anchors, fold, template_anchor
