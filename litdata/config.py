@@ -36,12 +36,6 @@ def default_of(cls: type, name: str) -> Any:
     raise AttributeError(f"{cls.__name__} has no field {name!r}")
 
 
-# The local engine keeps what its first pass read (mining) for its second (encoding) when holding every record is
-# estimated to take at most this much memory (litdata/read/twopass.py estimates it from the sources' sizes: about
-# 2x for JSON, 8x for Parquet); larger inputs are read twice. Not part of the config: it changes no output byte.
-FIRST_PASS_MEMORY_BUDGET = 1 << 30
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReadLimits:
     """Per-record limits the readers enforce, so that one pathological record cannot stall or exhaust a run."""
@@ -185,6 +179,10 @@ class CompileConfig:
     pack_window: int = PackSettings.window
     packing: PackingAlgorithm = PackSettings.algorithm
     progress: bool = True
+    # The local engine keeps what its first pass read (mining) for its second (encoding) when holding every record
+    # is estimated to take at most this many bytes (litdata/read/twopass.py: about 2x the size of JSON sources, 8x
+    # of Parquet); larger inputs are read twice. A resource like `workers`: it changes no output byte.
+    first_pass_memory: int = 1 << 30
 
     def __post_init__(self) -> None:
         class_weights(self.mode, self.weight_overrides)  # an unknown mode or a bad override: ValueError now

@@ -98,7 +98,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     if engine is not None:  # it keeps completed partitions in --out for a rerun (litdata/engines/store.py)
         engine.keep_partitions(out, run_key)
 
-    passes = TwoPassReader([(i["path"], i["bytes"]) for i in inputs], limits)
+    passes = TwoPassReader([(i["path"], i["bytes"]) for i in inputs], limits, budget=cfg.first_pass_memory)
     if engine is None:
         table = mine_templates(passes.first(), cfg.mining, progress=cfg.progress)
         records = passes.records
@@ -172,7 +172,7 @@ def _run_key(cfg: CompileConfig, inputs: list[dict]) -> str:
     """What makes two runs the same job: everything that changes the output bytes, the sources' contents included
     (an edited source is another job, not a resume). Images are not hashed up front: a shard whose images changed
     is rewritten on resume, because its sha256 differs, and shards the run no longer writes are removed."""
-    keep = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite", "workers", "progress")}
+    keep = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite", "workers", "progress", "first_pass_memory")}
     keep["input_sha256"] = [i["sha256"] for i in inputs]
     return hashlib.sha256(repr(sorted((k, repr(v)) for k, v in keep.items())).encode()).hexdigest()
 

@@ -104,6 +104,10 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="reject records with more turns")
     p.add_argument("--max-turn-chars", type=positive_int, default=default_of(ReadLimits, "max_turn_chars"),
                    help="reject records with a longer turn")
+    p.add_argument("--first-pass-memory", type=parse_size, default=default("first_pass_memory"), metavar="SIZE",
+                   help=f"keep the records the template-mining pass read for the encoding pass when they are "
+                        f"estimated to fit in this much memory, else read the sources twice (0: always twice; "
+                        f"default {format_size(default('first_pass_memory'))}; the output is the same)")
     p.add_argument("--batch-size", type=positive_int, default=default("batch_size"), help="records per encoding batch")
     p.add_argument("--pack-window", type=positive_int, default=default("pack_window"),
                    help="documents per packing window (held in memory; --packing lp runs faster with larger ones)")
@@ -162,6 +166,7 @@ def config_from_args(args: argparse.Namespace, *, sources, tokenizer: str, image
             template=args.template, seq_len=args.seq_len, mode=args.mode,
             image_tokens=rule.fixed or 1, image_token_rule=None if isinstance(rule, FixedRule) else rule,
             weight_overrides=overrides, overflow=args.overflow, workers=args.workers, seed=args.seed,
+            first_pass_memory=args.first_pass_memory,
             overwrite=args.overwrite, max_shard_bytes=args.max_shard_bytes,
             max_shard_sequences=args.max_shard_sequences, max_pixels=args.max_pixels,
             max_image_bytes=args.max_image_bytes,

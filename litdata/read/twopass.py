@@ -1,7 +1,7 @@
 """The local engine's two passes over the sources (mine templates, then encode), reading them once when they fit.
 
 Pass 1 keeps every item it reads (Conversations and Rejects, in order) while the sources' estimated in-memory
-size is within config.FIRST_PASS_MEMORY_BUDGET; pass 2 then takes those same objects instead of reading,
+size is within `CompileConfig.first_pass_memory` (`--first-pass-memory`); pass 2 then takes those same objects instead of reading,
 parsing and validating everything again. Items are frozen dataclasses, so pass 2 cannot tell the two apart.
 Sources over the budget are read twice, as before, so a terabyte of JSONL still streams in bounded memory.
 """
@@ -12,8 +12,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from litdata import config
-from litdata.config import ReadLimits
+from litdata.config import CompileConfig, ReadLimits, default_of
 from litdata.read.sources import read_sources
 from litdata.records import Conversation, Reject
 
@@ -36,10 +35,11 @@ class TwoPassReader:
     """`first()` streams the Conversations for mining; `second()` gives every item for encoding, from memory
     when the first pass was kept and ran to its end, otherwise by reading the sources again."""
 
-    def __init__(self, sizes: Sequence[tuple[str | Path, int]], limits: ReadLimits) -> None:
+    def __init__(self, sizes: Sequence[tuple[str | Path, int]], limits: ReadLimits, *,
+                 budget: int = default_of(CompileConfig, "first_pass_memory")) -> None:
         self._paths = [path for path, _ in sizes]
         self._limits = limits
-        self.keep = estimated_memory(sizes) <= config.FIRST_PASS_MEMORY_BUDGET
+        self.keep = estimated_memory(sizes) <= budget
         self.records = 0  # read by the first pass (the second pass's progress bar gets its total from this)
         self._kept: deque[Conversation | Reject] = deque()
         self._complete = False

@@ -46,10 +46,9 @@ def test_kept_second_pass_gives_the_first_pass_objects_in_order(tmp_path):
     assert second == list(read_sources([str(src)]))
 
 
-def test_over_budget_the_second_pass_reads_again(tmp_path, monkeypatch):
+def test_over_budget_the_second_pass_reads_again(tmp_path):
     src = _records(tmp_path / "r.jsonl")
-    monkeypatch.setattr(config, "FIRST_PASS_MEMORY_BUDGET", src.stat().st_size)  # under 2x the file size
-    passes = TwoPassReader(_sizes(src), config.ReadLimits())
+    passes = TwoPassReader(_sizes(src), config.ReadLimits(), budget=src.stat().st_size)  # under 2x the file size
     assert not passes.keep
     mined = list(passes.first())
     second = list(passes.second())
@@ -94,8 +93,7 @@ def test_reading_once_or_twice_writes_the_same_bytes(demo, tmp_path, monkeypatch
     reads = _count_reads(monkeypatch)
     once = _compile_demo(demo, tmp_path / "once", "--workers", workers)
     assert reads[0] == 1
-    monkeypatch.setattr(config, "FIRST_PASS_MEMORY_BUDGET", 0)
-    twice = _compile_demo(demo, tmp_path / "twice", "--workers", workers)
+    twice = _compile_demo(demo, tmp_path / "twice", "--workers", workers, "--first-pass-memory", "0")
     assert reads[0] == 3
     assert "rejects.jsonl" in once and "templates.parquet" in once
     assert once == twice
@@ -104,9 +102,14 @@ def test_reading_once_or_twice_writes_the_same_bytes(demo, tmp_path, monkeypatch
 def test_without_mining_the_sources_are_read_by_the_second_pass(demo, tmp_path, monkeypatch):
     reads = _count_reads(monkeypatch)
     kept = _compile_demo(demo, tmp_path / "kept", "--no-mine-templates")
-    monkeypatch.setattr(config, "FIRST_PASS_MEMORY_BUDGET", 0)
-    again = _compile_demo(demo, tmp_path / "again", "--no-mine-templates")
+    again = _compile_demo(demo, tmp_path / "again", "--no-mine-templates", "--first-pass-memory", "0")
     assert reads[0] == 2
     assert kept == again
     manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
     assert manifest["counts"]["records_read"] > 0
+
+
+def test_the_memory_budget_is_not_part_of_the_job(demo, tmp_path):
+    """Like --workers, it changes no byte: a rerun into the same folder with another budget is the same job."""
+    kept = _compile_demo(demo, tmp_path / "out")
+    assert _compile_demo(demo, tmp_path / "out", "--first-pass-memory", "0") == kept  # no --overwrite needed
