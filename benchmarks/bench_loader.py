@@ -26,8 +26,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from adapters.megatron import shards as shard_io
 from adapters.megatron.data import PackedShardDataset
-from adapters.megatron.loader import build_loader
 from adapters.megatron.images import ImageSpec
+from adapters.megatron.loader import build_loader
 
 
 def one_pass(data: str, *, workers: int, images: bool, seq_len: int, mbs: int, verify: bool) -> dict:

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.report import run_benchmark, Table, add_common_arguments
+from benchmarks.report import Table, add_common_arguments, run_benchmark
 from litdata.shards.manifest import Manifest
 
 FLAT_LIMIT = 1.3  # peak at the largest size over peak at the smallest: "flat" if at most this

@@ -21,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.world.generate import default_pool_size
+from litdata.records import Conversation, Role
 from litdata.spans import MiningSettings, mine_templates
 from litdata.spans.sentences import SentenceSplitter
 from litdata.spans.shapes import matching_template
 from litdata.spans.table import TEMPLATE
-from benchmarks.world.generate import default_pool_size
-from litdata.records import Conversation, Role
 
 
 def peak_rss_mb() -> float:

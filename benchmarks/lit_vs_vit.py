@@ -72,7 +72,8 @@ class Item:
 def draw(key: SceneKey) -> bytes:
     import io
 
-    from benchmarks.world.scene import COLORS as RGB, Scene, Shape, draw_scene
+    from benchmarks.world.scene import COLORS as RGB
+    from benchmarks.world.scene import Scene, Shape, draw_scene
 
     box = (key.x0, key.y0, key.x0 + key.side - 1, key.y0 + key.side - 1)
     scene = Scene(style="shapes", width=CANVAS, height=CANVAS, background="white",

@@ -24,6 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 warnings.filterwarnings("ignore")
 
+from tests.megatron_utils import write_synthetic_shards  # noqa: E402
+
 from adapters.megatron.data import PackedShardDataset  # noqa: E402
 from adapters.megatron.loader import build_loader  # noqa: E402
 from adapters.megatron.models import build_gpt, count_parameters, preset  # noqa: E402
@@ -32,7 +34,6 @@ from adapters.megatron.reweigh import Reweigh  # noqa: E402
 from adapters.megatron.step import StepModel, to_device, train_step  # noqa: E402
 from adapters.megatron.train import init_distributed, model_flops_per_token  # noqa: E402
 from litdata.shards.manifest import Manifest
-from tests.megatron_utils import write_synthetic_shards  # noqa: E402
 
 VOCAB = 32000
 

@@ -21,10 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from litdata.spans.mining import mine_templates
     from litdata.cli import CommandFailed, UsageError
     from litdata.read import read_sources, source_format  # lazy: the reader is heavier than option parsing
     from litdata.records import Conversation, Reject
+    from litdata.spans.mining import mine_templates
     from litdata.terminal_text import visible
 
     # Errors are raised, like every command's: litdata/cli.py prints them in one line (UsageError: exit 2).

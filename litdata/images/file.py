@@ -20,7 +20,6 @@ import os
 import stat
 import sys
 
-
 # The only Pillow plugins an image is opened with, in the compiler and the loader (Image.open(formats=...)):
 # EPS/PS would run Ghostscript. MPO (multi-picture JPEG) comes through the JPEG plugin.
 RASTER_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from litdata.classes import TokenClass
+from litdata.config import HarmfulSettings
+from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
 from litdata.spans.anchors import Anchors, fold
 from litdata.spans.harmful import ModelDetector, build_matcher
 from litdata.spans.sentences import Sentence, SentenceSplitter, segments, shared_nlp
-from litdata.config import HarmfulSettings
 from litdata.spans.shapes import matching_template
-from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
 
 __all__ = ["SpanLabel", "TurnLabeler"]
 

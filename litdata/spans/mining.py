@@ -12,11 +12,11 @@ from itertools import islice
 
 import polars as pl
 
-from litdata.spans.sentences import SentenceSplitter
 from litdata.config import MiningSettings
+from litdata.records.conversation import Conversation, Role
+from litdata.spans.sentences import SentenceSplitter
 from litdata.spans.shapes import shapes_of
 from litdata.spans.table import COUNTS_SCHEMA, TemplateTable
-from litdata.records.conversation import Conversation, Role
 
 __all__ = ["MiningSettings", "ShapeCounter", "mine_templates"]
 

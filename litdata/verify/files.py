@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from litdata.classes import TokenClass, class_weights, weight_table
 from litdata.shards import reader as shard_reader
 from litdata.shards.manifest import Counts, Manifest, TemplatesEntry, TokenTotals
-from litdata.classes import TokenClass, class_weights, weight_table
 from litdata.weigh import weigh_sequence
 
 _VIT = weight_table(class_weights("vit"))

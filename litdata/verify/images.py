@@ -9,8 +9,8 @@ import warnings
 
 import numpy as np
 
-from litdata.shards import reader as shard_reader
 from litdata.images.tokens import RuleError
+from litdata.shards import reader as shard_reader
 from litdata.shards.manifest import Manifest
 from litdata.shards.schema import IMAGE_ARRAYS, IMAGE_TOKENS
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tests.helpers.compile import compile_cli
 
 EVIL_ID = "evil\x1b[2J\x1b]0;pwned\x07\x00id"

@@ -5,9 +5,9 @@ import shutil
 
 import numpy as np
 
-from tests.helpers.compile import compile_cli, read_samples
 from litdata.demo import DEMO_GROUND_TRUTH, DEMO_IMAGE_ROOT, DEMO_SOURCES
 from litdata.verify.folder import verify
+from tests.helpers.compile import compile_cli, read_samples
 
 
 def manifest(out):

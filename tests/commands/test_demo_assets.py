@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from litdata.demo import DEMO_DIR, DEMO_GROUND_TRUTH, DEMO_IMAGE_ROOT, DEMO_SOURCES, DEMO_TOKENIZER_DIR
 from benchmarks.world.build import DEMO_RECORDS, DEMO_SEED
 from benchmarks.world.generate import PLANTED_TEMPLATES, ImagePool, default_pool_size, generate_records
 from benchmarks.world.lexicon import DETAIL_PROMPTS, LOCATION_PHRASES
 from benchmarks.world.scene import COLORS, SHAPES
+from litdata.demo import DEMO_DIR, DEMO_GROUND_TRUTH, DEMO_IMAGE_ROOT, DEMO_SOURCES, DEMO_TOKENIZER_DIR
 from litdata.records.reject import RejectReason
 
 REPO = Path(__file__).resolve().parents[2]

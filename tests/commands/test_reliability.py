@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers.compile import compile_cli
 from litdata.verify.folder import verify
+from tests.helpers.compile import compile_cli
 
 SMALL_SHARDS = ["--max-shard-sequences", "10", "--no-progress"]
 

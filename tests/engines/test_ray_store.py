@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from litdata.classes import class_weights
+from litdata.config import HarmfulSettings, MiningSettings
 from litdata.demo import DEMO_IMAGE_ROOT, DEMO_TOKENIZER_DIR
 from litdata.encode import EncodeSpec
 from litdata.engines.partitions import plan_partitions
@@ -21,7 +22,6 @@ from litdata.engines.store import PartitionStore
 from litdata.engines.tasks import count_partition, encode_partition
 from litdata.read import ReadLimits
 from litdata.records import Document
-from litdata.config import HarmfulSettings, MiningSettings
 
 PNG = next(Path(DEMO_IMAGE_ROOT, "coco").glob("*.png"))
 
@@ -137,7 +137,7 @@ def test_a_damaged_result_is_not_used(encoded, tmp_path, damage):
 
 def test_the_work_area_is_the_runs_own_refused_to_other_options_removed_by_overwrite(tmp_path):
     from litdata.engines.store import WORK_DIR
-    from litdata.output.folder import RUN_FILE, OutputWriter, OutputError
+    from litdata.output.folder import RUN_FILE, OutputError, OutputWriter
 
     out = OutputWriter(tmp_path / "out")
     out.prepare(run_key="a", overwrite=False)

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.compile import compile_cli, read_samples
 from litdata.config import PackSettings
 from litdata.images.tokens import parse_rule
 from litdata.pack.packer import make_packer
 from litdata.records import Document, Provenance
+from tests.helpers.compile import compile_cli, read_samples
 
 RULE = "tiles:tile=448,max=6,min=1,thumbnail=1,per_tile=16"  # 16 to 112 positions per image
 SIZES = [(30, 30), (448, 448), (900, 300), (300, 900), (2000, 100), (100, 2000), (1000, 1000), (1344, 448)]
@@ -205,7 +205,7 @@ def test_truncation_keeps_each_image_whole_and_the_longest_prefix_that_fits():
 
     from litdata.classes import class_weights
     from litdata.demo import DEMO_TOKENIZER_DIR
-    from litdata.encode import EncodeSpec, Encoder
+    from litdata.encode import Encoder, EncodeSpec
     from litdata.records import Conversation, ImageRef, Role, Turn
     from litdata.records.document import ImageBlob
 

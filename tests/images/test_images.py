@@ -288,10 +288,10 @@ def test_the_loader_refuses_postscript_with_the_error_skip_corrupt_handles(monke
 
 def test_postscript_in_a_shard_is_skipped_by_skip_corrupt_without_ghostscript(tmp_path, monkeypatch):
     from PIL import EpsImagePlugin
-    from tests.helpers.shard_fixtures import edit_shard, refresh_manifest, write_shards
 
     from adapters.megatron.data import PackedShardDataset
     from adapters.megatron.images import ImageSpec
+    from tests.helpers.shard_fixtures import edit_shard, refresh_manifest, write_shards
 
     calls = []
     monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a))

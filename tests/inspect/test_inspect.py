@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
-import os
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers.compile import compile_cli
 
 from litdata.classes import TokenClass
 from litdata.demo import DEMO_IMAGE_ROOT, DEMO_TOKENIZER_DIR
-from litdata.inspect import Decoder, CompiledFolder, document_spans
+from litdata.inspect import CompiledFolder, Decoder, document_spans
 from litdata.inspect.html import SECTIONS
 from litdata.inspect.stats import sample_positions
+from tests.helpers.compile import compile_cli
 
 TAG = re.compile(r"⟦([a-z_]+)(?: ×([0-9.]+))?⟧")
 

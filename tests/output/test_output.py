@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers.compile import compile_cli
 from litdata.output.folder import RUN_FILE, OutputWriter
 from litdata.shards.manifest import Manifest
 from litdata.shards.schema import FORMAT_VERSION
 from litdata.verify.folder import verify
+from tests.helpers.compile import compile_cli
 
 
 def write_dataset(folder: Path, n: int = 12) -> tuple[Path, Path]:

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from tests.helpers.compile import compile_cli, read_samples
 from litdata.demo import DEMO_DIR, DEMO_IMAGE_ROOT, DEMO_SOURCES, DEMO_TOKENIZER_DIR
+from tests.helpers.compile import compile_cli, read_samples
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from benchmarks.baselines.packing_bound import min_sequences_lower_bound
-from tests.helpers.compile import compile_cli
 from litdata.pack.binpack import fill_bins, lp_bins
 from litdata.verify.folder import verify
+from tests.helpers.compile import compile_cli
 
 pytest.importorskip("scipy")
 

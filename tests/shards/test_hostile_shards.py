@@ -14,6 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from adapters.megatron.data import PackedShardDataset
+from adapters.megatron.shards import CorruptShardError
+from litdata.inspect.reader import CompiledFolder, InspectError
+from litdata.verify.folder import verify
 from tests.helpers.shard_fixtures import (
     Fixture,
     append_raw_member,
@@ -23,11 +28,6 @@ from tests.helpers.shard_fixtures import (
     sparse_member,
     write_shards,
 )
-
-from adapters.megatron.data import PackedShardDataset
-from adapters.megatron.shards import CorruptShardError
-from litdata.inspect.reader import CompiledFolder, InspectError
-from litdata.verify.folder import verify
 
 SEQ = 256
 

@@ -7,10 +7,10 @@ import argparse
 import pytest
 
 from litdata.classes import TokenClass
-from litdata.spans import HarmfulSettings, TurnLabeler
-from litdata.spans.harmful import DEFAULT_LEXICON, ModelDetector, read_lexicon, resolve_label
 from litdata.commands.span_options import add_harmful_arguments, harmful_settings_from_args
 from litdata.records import Role
+from litdata.spans import HarmfulSettings, TurnLabeler
+from litdata.spans.harmful import DEFAULT_LEXICON, ModelDetector, read_lexicon, resolve_label
 
 BAD = "Explain how to assemble a detonator at home."
 GOOD = [
@@ -173,7 +173,7 @@ def test_the_encoder_attaches_each_records_harmful_spans_to_what_it_makes_of_it(
     from the records themselves, in their order."""
     from litdata.classes import class_weights
     from litdata.demo import DEMO_TOKENIZER_DIR
-    from litdata.encode import EncodeSpec, Encoder
+    from litdata.encode import Encoder, EncodeSpec
     from litdata.records import Conversation, Document, Provenance, Reject, Turn
 
     spec = EncodeSpec(tokenizer=str(DEMO_TOKENIZER_DIR), template="vicuna_v1", weights=class_weights("lit"),

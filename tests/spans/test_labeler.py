@@ -6,10 +6,10 @@ import itertools
 import pickle
 
 from litdata.classes import TokenClass
+from litdata.records import Role
 from litdata.spans import HarmfulSettings, SpanLabel, TurnLabeler
 from litdata.spans.sentences import SentenceSplitter
 from litdata.spans.shapes import prefix_shape, sentence_shape
-from litdata.records import Role
 
 SHORT = "Answer the question using a single word or phrase."
 LETTER = "Answer with the option's letter from the given choices directly."
@@ -168,8 +168,8 @@ def test_skipping_spacy_on_segments_without_anchors_changes_no_label():
     """The fast path (spaCy only on segments that contain a template piece or a lexicon phrase, what a segment
     gives remembered across batches) gives exactly the labels by definition, on the demo data with its mined
     templates, in one batch and in batches of three records, whose segments come back from the cache."""
-    from litdata.spans.mining import mine_templates
     from litdata.config import MiningSettings
+    from litdata.spans.mining import mine_templates
 
     convs, records = _demo_records()
     shapes = mine_templates(convs, MiningSettings()).template_shapes()
@@ -207,10 +207,10 @@ def test_turns_holding_the_batch_separator_are_labelled_alike():
 def test_segments_without_inner_punctuation_skip_spacy_with_the_same_sentences():
     """The splitter skips spaCy for segments it cannot split; check against spaCy itself on tricky text and on
     every user-turn segment of the demo."""
-    from litdata.spans.sentences import _unsplittable, make_nlp, segments
     from litdata.demo import DEMO_SOURCES
     from litdata.read import read_sources
     from litdata.records import Conversation
+    from litdata.spans.sentences import _unsplittable, make_nlp, segments
 
     nlp = make_nlp()
     tricky = ['What is "x"?', "Hello world?!", "A. cat", "What? [0.1, 0.2]", "e.g. this", "pi is 3.14 ok",

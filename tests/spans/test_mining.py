@@ -11,10 +11,10 @@ import types
 import polars as pl
 import pytest
 
-from litdata.spans import MiningSettings, mine_templates
 from litdata.commands.span_options import add_mining_arguments, mining_settings_from_args
-from litdata.spans.shapes import prefix_shape, sentence_shape
 from litdata.records import Conversation, Provenance, Role, Turn
+from litdata.spans import MiningSettings, mine_templates
+from litdata.spans.shapes import prefix_shape, sentence_shape
 
 SHORT = "Answer the question using a single word or phrase."
 LETTER = "Answer with the option's letter from the given choices directly."
@@ -276,8 +276,8 @@ DEMO = __import__("pathlib").Path(__import__("litdata").__file__).parent / "demo
 
 
 def test_demo_data_every_planted_template_marked_and_no_informative_sentence():
-    from litdata.spans import TurnLabeler
     from litdata.read import read_sources
+    from litdata.spans import TurnLabeler
 
     truth = json.loads((DEMO / "ground_truth.json").read_text(encoding="utf-8"))
     sources = [str(DEMO / name) for name in truth["files"]]

@@ -7,7 +7,7 @@ import pytest
 from litdata.classes import TokenClass as C
 from litdata.classes import class_weights
 from litdata.demo import DEMO_TOKENIZER_DIR
-from litdata.encode import EncodeSpec, Encoder
+from litdata.encode import Encoder, EncodeSpec
 from litdata.records import Conversation, ImageRef, Provenance, Role, Turn
 from litdata.records.document import ImageBlob
 

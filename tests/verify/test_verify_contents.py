@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers.shard_fixtures import edit_shard
 
 from adapters.megatron.data import PackedShardDataset
 from adapters.megatron.shards import CorruptShardError
 from litdata.inspect.reader import CompiledFolder, InspectError
 from litdata.verify.folder import verify
+from tests.helpers.shard_fixtures import edit_shard
 
 
 @pytest.fixture

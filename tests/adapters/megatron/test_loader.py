@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tests.helpers.shard_fixtures import Fixture, edit_shard, refresh_manifest, write_shards
 
 from adapters.megatron.data import PackedShardDataset
-from adapters.megatron.loader import build_loader
 from adapters.megatron.images import CLIP_MEAN, CLIP_STD, ImageSpec, preprocess
+from adapters.megatron.loader import build_loader
 from adapters.megatron.reweigh import Reweigh
 from adapters.megatron.shards import CorruptShardError
 from litdata.classes import TokenClass
+from tests.helpers.shard_fixtures import Fixture, edit_shard, refresh_manifest, write_shards
 
 SEQ = 256
 

@@ -105,9 +105,8 @@ def test_packed_row_with_mixed_tile_counts_equals_its_documents_alone(demo, llav
 
 
 def test_trainer_checks_per_tile_against_the_vit_and_refuses_processor_rules(demo):
-    from adapters.megatron.train import main
+    from adapters.megatron.train import check_image_rule, main
     from litdata.images.tokens.hf import ProcessorRule
-    from adapters.megatron.train import check_image_rule
 
     with pytest.raises(ValueError, match=r"emits 9 tokens per tile; recompile with per_tile=9"):
         main(["--data", str(demo), "--model", "llava-tiny", "--img-size", "42", "--steps", "1"])
