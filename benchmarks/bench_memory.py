@@ -46,10 +46,13 @@ def _poll_tree(pid: int, stop: threading.Event, peak: list[int]) -> None:
         stop.wait(0.1)
 
 
-def compile_peak(src: Path, image_root: Path, out: Path, tokenizer: str, workers: int, packing: str = "fill") -> dict:
+def compile_peak(src: Path, image_root: Path, out: Path, tokenizer: str, workers: int, packing: str = "fill",
+                 first_pass_memory: str | None = None) -> dict:
     cmd = [sys.executable, "-m", "litdata", "compile", str(src), "--image-root", str(image_root), "--out", str(out),
            "--tokenizer", tokenizer, "--workers", str(workers), "--packing", packing, "--no-progress",
            "--overwrite"]  # fmt: skip
+    if first_pass_memory is not None:
+        cmd += ["--first-pass-memory", first_pass_memory]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stop, peak = threading.Event(), [0]
@@ -77,7 +80,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[Table]:
         wdir = work / f"wl_{n}"
         wl = write_workload(n, wdir, args.seed, images=args.images)
         out = work / f"out_{n}"
-        r = compile_peak(wl.records, wl.image_root, out, args.tokenizer, args.workers, args.packing)
+        r = compile_peak(wl.records, wl.image_root, out, args.tokenizer, args.workers, args.packing,
+                         args.first_pass_memory)
         counts = Manifest.read(out, compiled=True).counts
         table.add(
             records=n,
@@ -126,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--packing", default="fill", help="the compile's --packing")
+    ap.add_argument("--first-pass-memory", metavar="SIZE", help="the compile's --first-pass-memory (default: its own)")
     ap.add_argument("--images", type=int, default=2000, help="pictures in the workload's shared pool")
     ap.add_argument("--tokenizer", default=str(DEMO_TOKENIZER_DIR))
     ap.add_argument("--seed", type=int, default=0)
