@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from litdata.engines import EngineError
+from litdata.engines import EngineError, ray_result
 from litdata.engines.partitions import DEFAULT_PARTITION_BYTES, Partition, index_array, plan_partitions
 from litdata.engines.store import WORK_DIR, PartitionStore
 from litdata.engines.tasks import Counted, count_partition, encode_partition
@@ -243,15 +243,7 @@ class RayEngine:
     @staticmethod
     def _get(ray, ref, part: Partition | str) -> Any:
         what = f"partition {part.describe()}" if isinstance(part, Partition) else f"indexing {part}"
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as e:
-            cause = getattr(e, "cause", None)
-            if isinstance(cause, SourceError):
-                raise SourceError(str(cause)) from None
-            raise EngineError(f"{what} failed: {type(cause).__name__}: {cause}") from None
-        except ray.exceptions.RayError as e:  # worker or node lost more often than max_retries, ...
-            raise EngineError(f"{what} failed after {MAX_RETRIES} retries: {str(e).splitlines()[0]}") from None
+        return ray_result(ray, ref, what, retries=MAX_RETRIES, passed_on=(SourceError,))
 
     # -- progress: one bar over both passes ----------------------------------------------------------------
     def _start_bar(self) -> None:

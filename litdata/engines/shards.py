@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from litdata.engines import EngineError
+from litdata.engines import EngineError, ray_result
 from litdata.pack.packer import PackedSequence
 from litdata.shards.energon import ShardLayout
 from litdata.shards.manifest import ShardEntry
@@ -102,17 +102,6 @@ class RayShardWriter:
     def _get(self, ref, name: str) -> WrittenShard:
         from litdata.images.file import ImageChangedError
 
-        ray = self._ray
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as e:
-            cause = getattr(e, "cause", None)
-            # As the local engine raises them: an image changed since it was checked, or the disk is full.
-            if isinstance(cause, ImageChangedError):
-                raise ImageChangedError(str(cause)) from None
-            if isinstance(cause, OSError):
-                raise OSError(cause.errno, cause.strerror, cause.filename) from None
-            raise EngineError(f"writing {name} failed: {type(cause).__name__}: {cause}") from None
-        except ray.exceptions.RayError as e:  # worker or node lost more often than max_retries, ...
-            raise EngineError(f"writing {name} failed after {self.max_retries} retries: "
-                              f"{str(e).splitlines()[0]}") from None
+        # As the local engine raises them: an image changed since it was checked, or the disk is full.
+        return ray_result(self._ray, ref, f"writing {name}", retries=self.max_retries,
+                          passed_on=(ImageChangedError, OSError))
