@@ -168,11 +168,15 @@ def encode_spec(cfg: CompileConfig, template_shapes: frozenset[str]) -> EncodeSp
                       template_shapes=template_shapes, harmful=cfg.harmful, image_rule=cfg.rule)
 
 
+# Where the output goes and what the run may use (processes, memory, a progress bar): none changes a byte.
+_NOT_THE_JOB = ("out", "overwrite", "workers", "progress", "first_pass_memory")
+
+
 def _run_key(cfg: CompileConfig, inputs: list[dict]) -> str:
     """What makes two runs the same job: everything that changes the output bytes, the sources' contents included
     (an edited source is another job, not a resume). Images are not hashed up front: a shard whose images changed
     is rewritten on resume, because its sha256 differs, and shards the run no longer writes are removed."""
-    keep = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite", "workers", "progress", "first_pass_memory")}
+    keep = {k: v for k, v in vars(cfg).items() if k not in _NOT_THE_JOB}
     keep["input_sha256"] = [i["sha256"] for i in inputs]
     return hashlib.sha256(repr(sorted((k, repr(v)) for k, v in keep.items())).encode()).hexdigest()
 

@@ -121,7 +121,7 @@ def write_nv_meta(
                 index = entry.layout if entry.layout is not None else scan_shard(out_dir / name, name)
                 if index.name != name:
                     raise ValueError(f"{out_dir / name}: given the layout of {index.name}")
-                if not index.samples:  # scan_shard refuses these itself
+                if not index.samples:  # a read shard or a writer's layout alike
                     raise ValueError(f"{out_dir / name}: shard holds no samples; energon refuses empty shards")
                 if entry.sequences is not None and entry.sequences != len(index.samples):
                     raise ValueError(f"{out_dir / name}: holds {len(index.samples)} samples, the writer reported "
@@ -176,8 +176,6 @@ def scan_shard(path: Path, name: str) -> ShardLayout:
                 samples.append((key, member.offset, -1))
             parts.append((len(samples) - 1, part, member.offset_data, member.size))
         end = tar.offset
-    if not samples:
-        raise ValueError(f"{path}: shard holds no samples; energon refuses empty shards")
     _close_last(samples, end)
     return ShardLayout(name=name, samples=samples, parts=parts, end=end)
 
