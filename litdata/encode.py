@@ -11,7 +11,8 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from concurrent.futures import Future
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from litdata.images.tokens import FixedRule, ImageTokenRule, RuleError
 from litdata.records import AuditHit, Conversation, Document, RecordProblem, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import Rendered, TemplateError, get_template
-from litdata.tokenize.tokens import encode_rendered, load_tokenizer
+from litdata.tokenize.tokens import TokenizeJob, load_tokenizer
 from litdata.weigh import weigh
 
 
@@ -44,6 +45,17 @@ class EncodeSpec:
 
     def rule(self) -> ImageTokenRule:
         return self.image_rule if self.image_rule is not None else FixedRule(tokens=self.image_tokens)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Batch:
+    """A batch between `Encoder.begin` and `Encoder.finish`: `out` holds the rejects found so far."""
+
+    items: Sequence[Conversation | Reject]
+    out: list
+    images: dict
+    rendered: list
+    job: TokenizeJob
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,6 +101,36 @@ class Encoder:
 
     def encode_batch(self, items: Sequence[Conversation | Reject]) -> list[Document | Reject]:
         """One Document or Reject per item, in order; each carries the harmful spans found in it (`audit`)."""
+        batch = self.begin(items)
+        batch.job.run_native()
+        return self.finish(batch)
+
+    def encode_batches(self, batches: Iterable[Sequence[Conversation | Reject]]) -> Iterator[list[Document | Reject]]:
+        """`encode_batch` of each batch, in order, with the tokenizer's native call of one batch running in a
+        second thread while this one does the Python work of its neighbours (what the consumer does with the
+        previous result included). Exactly one thread runs Python of this Encoder at a time: the other one only
+        waits in the GIL-free native call, so the results are those of `encode_batch`."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="litdata-tokenize") as native:
+            pending: tuple[_Batch, Future] | None = None
+            try:
+                for items in batches:
+                    batch = self.begin(items)
+                    running = native.submit(batch.job.run_native)
+                    if pending is not None:
+                        pending[1].result()
+                        yield self.finish(pending[0])
+                    pending = (batch, running)
+                if pending is not None:
+                    pending[1].result()
+                    yield self.finish(pending[0])
+            finally:
+                if pending is not None:
+                    pending[1].cancel()
+
+    def begin(self, items: Sequence[Conversation | Reject]) -> _Batch:
+        """Images, span labels and rendering of a batch, up to its TokenizeJob (not yet run)."""
         out: list[Conversation | Document | Reject] = list(items)
         images: dict[int, _Images] = {}
         live: list[int] = []
@@ -115,9 +157,13 @@ class Encoder:
                 rendered.append((i, self._render(conv, labels, hits, drop), hits))
             except RecordProblem as p:
                 out[i] = p.reject(conv.provenance, audit=hits)
+        job = TokenizeJob(self.tokenizer, [r for _, r, _ in rendered], self.tokinfo.image_token_id)
+        return _Batch(items=items, out=out, images=images, rendered=rendered, job=job)
 
-        encoded = encode_rendered(self.tokenizer, [r for _, r, _ in rendered], self.tokinfo.image_token_id)
-        for (i, r, hits), (ids, classes) in zip(rendered, encoded):
+    def finish(self, batch: _Batch) -> list[Document | Reject]:
+        """The batch's Documents from its TokenizeJob's result (its native call done)."""
+        items, out, images = batch.items, batch.out, batch.images
+        for (i, r, hits), (ids, classes) in zip(batch.rendered, batch.job.result()):
             try:
                 out[i] = self._document(items[i], images[i], ids, classes, r.trimmed, hits)
             except RecordProblem as p:

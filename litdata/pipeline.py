@@ -66,9 +66,9 @@ def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> I
     """Encoded batches in input order; at most 2 batches per worker in flight (Pool.imap would read ahead
     without bound)."""
     if cfg.workers <= 1:
-        enc = Encoder(spec)
-        for b in batches:
-            yield enc.encode_batch(b)
+        # One encoding process: the tokenizer's native call of one batch runs beside the Python work of its
+        # neighbours (packing and writing included), which would otherwise wait for it.
+        yield from Encoder(spec).encode_batches(batches)
         return
     ctx = mp.get_context("spawn")  # fork after tokenizers/spaCy threads have started is unsafe
     with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(spec,)) as pool:

@@ -227,7 +227,7 @@ def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[tuple[np.ndarray,
 def _encode(tokenizer: Any, texts: Sequence[str], *, add_special_tokens: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     if not texts:
         return []
-    ids, offsets, counts = _encode_flat(tokenizer, texts, add_special_tokens=add_special_tokens)
+    ids, offsets, counts = _flat(_native_encode(tokenizer, texts, add_special_tokens=add_special_tokens))
     return list(zip(_pieces(ids, counts), _pieces(offsets, counts)))
 
 
@@ -237,17 +237,20 @@ def _pieces(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _encode_flat(tokenizer: Any, texts: Sequence[str], *, add_special_tokens: bool
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ids (int32) and offsets (int64 [n, 2]) of all the texts end to end, and each text's token count."""
+def _native_encode(tokenizer: Any, texts: Sequence[str], *, add_special_tokens: bool) -> list:
+    """The tokenizer's own batch encode: the Rust tokenizer's releases the GIL, so another thread's Python runs
+    meanwhile (TokenizeJob). A tokenizer.model-only folder gives SentencePiece's (ids, offsets) pairs."""
     sp = getattr(tokenizer, "litdata_sentencepiece", None)
-    if sp is not None:  # a tokenizer.model-only folder: SentencePiece's own ids (litdata/tokenize/sentencepiece.py)
-        got = sp.encode_batch(texts, add_special_tokens=add_special_tokens)
-        counts = np.fromiter((ids.shape[0] for ids, _ in got), dtype=np.int64, count=len(got))
-        if not got:
-            return np.zeros(0, dtype=np.int32), np.zeros((0, 2), dtype=np.int64), counts
-        return np.concatenate([i for i, _ in got]), np.concatenate([o for _, o in got]), counts
-    encodings = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+    if sp is not None:  # litdata/tokenize/sentencepiece.py
+        return sp.encode_batch(texts, add_special_tokens=add_special_tokens)
+    return tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+
+
+def _flat(encodings: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ids (int32) and offsets (int64 [n, 2]) of all the encodings end to end, and each one's token count."""
+    if encodings and isinstance(encodings[0], tuple):  # SentencePiece's arrays
+        counts = np.fromiter((ids.shape[0] for ids, _ in encodings), dtype=np.int64, count=len(encodings))
+        return np.concatenate([i for i, _ in encodings]), np.concatenate([o for _, o in encodings]), counts
     # Read the whole batch into two flat arrays: one np.array call per encoding over its list of offset tuples
     # cost more than the Rust getters themselves (a tenth of a CPU second per 3,000 records).
     counts = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
@@ -259,35 +262,63 @@ def _encode_flat(tokenizer: Any, texts: Sequence[str], *, add_special_tokens: bo
 
 
 def encode_rendered(tokenizer: Any, rendered: Sequence[Rendered], image_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(ids, classes) for each rendered conversation, tokenized the way its template's reference code does.
+    """(ids, classes) for each rendered conversation, tokenized the way its template's reference code does
+    (TokenizeJob, all in this thread)."""
+    job = TokenizeJob(tokenizer, rendered, image_id)
+    job.run_native()
+    return job.result()
+
+
+class TokenizeJob:
+    """One batch of rendered conversations through the tokenizer, in three steps so that the native one can run
+    in another thread while this one does Python work: the plan (here), `run_native` (the GIL-free batch encode
+    calls, nothing else), and `result` (ids, offsets and classes read back).
 
     Plain renderings are one `encode_batch` call (what `apply_chat_template(tokenize=True)` does). LLaVA-style
     renderings are split at every `<image>` and all chunks of the batch go through one more `encode_batch` with
     the tokenizer's own special tokens, then are spliced as `tokenizer_image_token` splices them. The classes of
     all of them come from one `token_classes_many` call.
     """
-    encoded: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(rendered)  # (ids, offsets)
-    plain = [i for i, r in enumerate(rendered) if not r.llava_chunks]
-    for i, got in zip(plain, encode_texts(tokenizer, [rendered[i].text for i in plain])):
-        encoded[i] = got
-    chunked = [i for i, r in enumerate(rendered) if r.llava_chunks]
-    if chunked:
-        _encode_chunked(tokenizer, [rendered[i].text for i in chunked], image_id, encoded, chunked)
-    done = [e for e in encoded if e is not None]
-    assert len(done) == len(rendered)
-    classes = token_classes_many([r.text for r in rendered], [r.char_classes for r in rendered],
-                                 [offsets for _, offsets in done])
-    return [(ids, c) for (ids, _), c in zip(done, classes)]
+
+    def __init__(self, tokenizer: Any, rendered: Sequence[Rendered], image_id: int) -> None:
+        self.tokenizer, self.rendered, self.image_id = tokenizer, rendered, image_id
+        self.plain = [i for i, r in enumerate(rendered) if not r.llava_chunks]
+        self.chunked = [i for i, r in enumerate(rendered) if r.llava_chunks]
+        self.cuts = [_chunk_starts(rendered[i].text) for i in self.chunked]
+        self.bos = _bos_policy(tokenizer) if self.chunked else (None, False)
+        self._texts = ([rendered[i].text for i in self.plain],
+                       [rendered[i].text[a:b] for i, cuts in zip(self.chunked, self.cuts) for a, b in cuts])
+        self._native: tuple[list, list] | None = None
+
+    def run_native(self) -> None:
+        plain, chunks = self._texts
+        self._native = (_native_encode(self.tokenizer, plain, add_special_tokens=False) if plain else [],
+                        _native_encode(self.tokenizer, chunks, add_special_tokens=True) if chunks else [])
+
+    def result(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        assert self._native is not None, "run_native first"
+        plain, chunks = self._native
+        encoded: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.rendered)  # (ids, offsets)
+        if plain:
+            ids, offsets, counts = _flat(plain)
+            for i, got in zip(self.plain, zip(_pieces(ids, counts), _pieces(offsets, counts))):
+                encoded[i] = got
+        if chunks:
+            _splice_batch(_flat(chunks), self.cuts, self.image_id, self.bos, encoded, self.chunked)
+        done = [e for e in encoded if e is not None]
+        assert len(done) == len(self.rendered)
+        classes = token_classes_many([r.text for r in self.rendered], [r.char_classes for r in self.rendered],
+                                     [offsets for _, offsets in done])
+        return [(ids, c) for (ids, _), c in zip(done, classes)]
 
 
-def _encode_chunked(tokenizer: Any, texts: Sequence[str], image_id: int, encoded: list, at: Sequence[int]) -> None:
-    """encoded[at[k]] = (ids, offsets) of texts[k] tokenized chunk by chunk, all chunks in one `encode_batch`."""
-    starts = [_chunk_starts(text) for text in texts]
-    ids, offsets, counts = _encode_flat(tokenizer, [text[a:b] for text, cuts in zip(texts, starts) for a, b in cuts],
-                                        add_special_tokens=True)
+def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list, image_id: int,
+                  bos: tuple[int | None, bool], encoded: list, at: Sequence[int]) -> None:
+    """encoded[at[k]] = (ids, offsets) of text k from its chunks' encodings (all chunks of the batch end to end
+    in `flat`), as `tokenizer_image_token` splices them."""
+    ids, offsets, counts = flat
     n_cuts = np.fromiter(map(len, starts), dtype=np.int64, count=len(starts))
     first_piece = np.cumsum(n_cuts) - n_cuts
-    bos = _bos_policy(tokenizer)
     bos_id, prepend = bos
     # A text without images is its one chunk (every text-only record): what _splice_chunks would make of it is
     # done here for all such texts at once, so that each is a view of the batch's arrays.
