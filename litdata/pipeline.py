@@ -139,7 +139,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
             for seq in packer.run(documents(stream)):
                 writer.write(seq)
                 stats.add_sequence(seq)
-            shards = writer.close()
+            written = writer.close()
     except BaseException:
         writer.abort()
         raise
@@ -148,8 +148,9 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
     if stats.records_read != stats.documents + sum(stats.rejects.values()):
         raise AssertionError("record accounting is off: records read != documents written + rejected")
     templates_sha = out.write_templates(table)
-    if shards:  # an Energon dataset needs a shard; a run that wrote no document still gets its manifest and exit 1
-        out.write_nv_meta(shards, writer.layouts)  # the writers' layouts: no shard is read back
+    shards = [w.entry for w in written]
+    if written:  # an Energon dataset needs a shard; a run that wrote no document still gets its manifest and exit 1
+        out.write_nv_meta(written)  # from the layouts the writers recorded: no shard is read back
     manifest = _manifest(cfg, tokinfo, inputs, stats, table, templates_sha, shards)
     out.write_manifest(manifest)
     return CompileResult(manifest=manifest, stats=stats, templates=table)

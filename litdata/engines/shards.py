@@ -21,8 +21,6 @@ from typing import Any
 
 from litdata.engines import EngineError, ray_result
 from litdata.pack.packer import PackedSequence
-from litdata.shards.energon import ShardLayout
-from litdata.shards.manifest import ShardEntry
 from litdata.shards.schema import SHARD_PATTERN
 from litdata.shards.writer import Sample, ShardPlan, WrittenShard, build_sample, write_shard
 
@@ -48,8 +46,7 @@ class RayShardWriter:
         self._run: list[Sample] = []
         self._first_key = 0  # the sample key of the run's first sequence: keys number sequences across shards
         self._pending: deque[tuple[Any, str]] = deque()  # (task, shard name), in shard order
-        self.shards: list[ShardEntry] = []
-        self.layouts: list[ShardLayout] = []  # of self.shards, in the same order: the energon index's input
+        self.written: list[WrittenShard] = []  # in shard order: entries for the manifest, layouts for the index
         self.tasks = 0  # shard tasks submitted (each writes one shard)
 
     def write(self, seq: PackedSequence) -> None:
@@ -58,12 +55,12 @@ class RayShardWriter:
             self._submit()
         self._run.append(sample)
 
-    def close(self) -> list[ShardEntry]:
+    def close(self) -> list[WrittenShard]:
         if self._run:
             self._submit()
         while self._pending:
             self._collect()
-        return self.shards
+        return self.written
 
     def abort(self) -> None:
         """Cancel the shard tasks still running; each removes its own temporary (write_shard) when interrupted.
@@ -76,7 +73,7 @@ class RayShardWriter:
             self._ray.wait(refs, num_returns=len(refs), timeout=_ABORT_WAIT_S)
 
     def _submit(self) -> None:
-        index = len(self.shards) + len(self._pending)
+        index = len(self.written) + len(self._pending)
         name = SHARD_PATTERN.format(index)
         self.claim(name)
         ref = self._task.remote(str(self.out_dir), index, self._first_key, self._run)
@@ -96,8 +93,7 @@ class RayShardWriter:
             raise EngineError(f"{name} was written by a Ray worker but is not in --out {self.out_dir} as seen "
                               "here: with --engine ray a local --out must be one folder shared by every node "
                               "(or give an s3:// or gs:// URL)")
-        self.shards.append(entry)
-        self.layouts.append(written.layout)
+        self.written.append(written)
 
     def _get(self, ref, name: str) -> WrittenShard:
         from litdata.images.file import ImageChangedError

@@ -16,11 +16,14 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from litdata.shards.atomic import atomic_file, atomic_write
 from litdata.shards.manifest import Manifest
 from litdata.shards.schema import MANIFEST
+
+if TYPE_CHECKING:
+    from litdata.shards.writer import WrittenShard
 
 RUN_FILE = ".litdata-run.json"
 # Every name a compile writes in --out. A temporary of NAME is `.NAME.tmp`, `.NAME.partial` or `NAME.tmp`.
@@ -156,16 +159,14 @@ class OutputWriter:
             table.write_parquet(tmp)
         return hashlib.sha256((self.path / "templates.parquet").read_bytes()).hexdigest()
 
-    def write_nv_meta(self, shards, layouts=()) -> None:
-        """The energon index of `shards`; from `layouts` (ShardLayout, as the shard writer recorded them) where
-        one is given for a shard, else read from the shard itself."""
+    def write_nv_meta(self, written: Sequence[WrittenShard]) -> None:
+        """The energon index of the shards a writer wrote, from the layouts it recorded (no shard is read back)."""
         from litdata.shards.energon import ITAR_SUFFIX, META_DIR, EnergonShard, write_nv_meta
 
-        for name in [META_DIR, *(s.name + ITAR_SUFFIX for s in shards)]:
+        for name in [META_DIR, *(w.entry.name + ITAR_SUFFIX for w in written)]:
             self.claim(name)
-        by_name = {layout.name: layout for layout in layouts}
-        write_nv_meta(self.path, [EnergonShard(name=s.name, sequences=s.sequences, layout=by_name.get(s.name))
-                                  for s in shards])
+        write_nv_meta(self.path, [EnergonShard(name=w.entry.name, sequences=w.entry.sequences, layout=w.layout)
+                                  for w in written])
 
     def write_manifest(self, manifest: Manifest) -> None:
         # Written last: a manifest on disk means every shard it lists is complete.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -130,11 +130,6 @@ def build_sample(seq: PackedSequence) -> Sample:
     return Sample(members=members, images=images, size=size, documents=len(docs), tokens=int(cu[-1]))
 
 
-def sample_members(seq: PackedSequence) -> dict[str, bytes]:
-    """Every member of the sample of `seq`, images read: what the size rule is defined over."""
-    return build_sample(seq).read()
-
-
 def _json_member(docs: Sequence) -> bytes:
     return json.dumps({"documents": [d.meta for d in docs]}, sort_keys=True, separators=(",", ":")).encode()
 
@@ -174,18 +169,6 @@ class ShardPlan:
         self._count += 1
         self._bytes += size
         return new
-
-
-def plan_shards(sequences: Iterable[PackedSequence], *, max_bytes: int, max_sequences: int) -> list[range]:
-    """The runs of sequence indices that the shards hold, in order: shard i holds sequences runs[i]."""
-    plan = ShardPlan(max_bytes=max_bytes, max_sequences=max_sequences)
-    runs: list[range] = []
-    for i, seq in enumerate(sequences):
-        if plan.add(sample_size(seq)) or not runs:
-            runs.append(range(i, i + 1))
-        else:
-            runs[-1] = range(runs[-1].start, i + 1)
-    return runs
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -274,19 +257,16 @@ class ShardWriter:
         self.out_dir = out_dir
         self.claim = claim  # records a shard name as this run's before its file is created (OutputWriter.claim)
         self._plan = ShardPlan(max_bytes=max_bytes, max_sequences=max_sequences)
-        self.shards: list[ShardEntry] = []
-        self.layouts: list[ShardLayout] = []  # of self.shards, in the same order
+        self.written: list[WrittenShard] = []  # in shard order: entries for the manifest, layouts for the index
         self._seq_index = 0
         self._open_shard()
 
     def _open_shard(self) -> None:
-        self.claim(SHARD_PATTERN.format(len(self.shards)))
-        self._shard = _ShardFile(self.out_dir, len(self.shards))
+        self.claim(SHARD_PATTERN.format(len(self.written)))
+        self._shard = _ShardFile(self.out_dir, len(self.written))
 
     def _finish_shard(self) -> None:
-        written = self._shard.finish()
-        self.shards.append(written.entry)
-        self.layouts.append(written.layout)
+        self.written.append(self._shard.finish())
 
     def write(self, seq: PackedSequence) -> None:
         sample = build_sample(seq)
@@ -296,12 +276,12 @@ class ShardWriter:
         self._shard.write(self._seq_index, sample)
         self._seq_index += 1
 
-    def close(self) -> list[ShardEntry]:
+    def close(self) -> list[WrittenShard]:
         if self._shard.count:
             self._finish_shard()
         else:
             self._shard.abort()
-        return self.shards
+        return self.written
 
     def abort(self) -> None:
         """Leave no partial shard behind (e.g. on a full disk)."""

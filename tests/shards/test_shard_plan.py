@@ -15,16 +15,9 @@ from litdata.records.document import Document, ImageBlob
 from litdata.records.provenance import Provenance
 from litdata.shards import writer as shards
 from litdata.shards.energon import scan_shard
-from litdata.shards.writer import (
-    _TAR_OVERHEAD,
-    ShardPlan,
-    build_sample,
-    plan_shards,
-    sample_members,
-    sample_size,
-    write_shard,
-)
+from litdata.shards.writer import _TAR_OVERHEAD, ShardPlan, build_sample, sample_size, write_shard
 from tests.helpers.compile import compile_cli
+from tests.helpers.shard_plan import plan_shards, sample_members
 
 
 def member_size(seq: PackedSequence) -> int:
@@ -77,15 +70,15 @@ def test_write_shard_gives_the_sequential_writers_bytes(tmp_path):
     writer = shards.ShardWriter(seq_dir, max_bytes=1 << 30, max_sequences=3, claim=claimed.append)
     for s in seqs:
         writer.write(s)
-    entries = writer.close()
+    done = writer.close()
+    entries = [w.entry for w in done]
     runs = plan_shards(seqs, max_bytes=1 << 30, max_sequences=3)
     assert runs == [range(3), range(3, 6), range(6, 7)]
     assert claimed == [e.name for e in entries]
     # Out of order, as parallel tasks finish.
     written = {i: write_shard(par_dir, i, run.start, [build_sample(s) for s in seqs[run.start:run.stop]])
                for i, run in reversed(list(enumerate(runs)))}
-    assert [written[i].entry for i in range(len(runs))] == entries
-    assert [written[i].layout for i in range(len(runs))] == writer.layouts
+    assert [written[i] for i in range(len(runs))] == done
     for e in entries:
         assert (par_dir / e.name).read_bytes() == (seq_dir / e.name).read_bytes()
     assert sorted(p.name for p in par_dir.iterdir()) == [e.name for e in entries]  # no temporary left
