@@ -7,12 +7,13 @@ from typing import Any
 from litdata.config import ReadLimits
 from litdata.read.image_refs import record_images
 from litdata.read.openai import parse_messages
+from litdata.read.plain import plain_conversation
 from litdata.read.problem import json_type
 from litdata.read.sharegpt import parse_conversations
 from litdata.read.text import count_image_tags, llava_single_image_text, text_problem
 from litdata.read.turns import RawTurn
 from litdata.records import Conversation, ImageRef, Provenance, RecordProblem, Reject, RejectReason, Role, Turn
-from litdata.records.conversation import IMAGE_PLACEHOLDER
+from litdata.records.conversation import IMAGE_PLACEHOLDER, make_turns
 
 
 def record_id(record: Any) -> str | None:
@@ -56,6 +57,10 @@ def _parse(record: Any, limits: ReadLimits) -> tuple[tuple[Turn, ...], tuple[Ima
 
     listed = record_images(record)
     if field == "conversations":
+        plain = plain_conversation(raw, limits.max_turn_chars)
+        if plain is not None and plain[2] == len(listed) <= limits.max_images:  # the checks below would pass
+            roles, texts, _ = plain
+            return make_turns(roles, _llava_texts(texts) if len(listed) == 1 else texts), tuple(listed)
         turns = parse_conversations(raw)
         images = listed
     else:
@@ -74,8 +79,12 @@ def _parse(record: Any, limits: ReadLimits) -> tuple[tuple[Turn, ...], tuple[Ima
 
     texts = [t.text for t in turns]
     if len(images) == 1:
-        texts = [llava_single_image_text(t) if IMAGE_PLACEHOLDER in t else t for t in texts]
-    return tuple(Turn(role=t.role, text=s) for t, s in zip(turns, texts)), tuple(images)
+        texts = _llava_texts(texts)
+    return make_turns([t.role for t in turns], texts), tuple(images)
+
+
+def _llava_texts(texts: list[str]) -> list[str]:
+    return [llava_single_image_text(t) if IMAGE_PLACEHOLDER in t else t for t in texts]
 
 
 def _merge_message_images(inline: list[ImageRef], placeholders: int, listed: list[ImageRef]) -> list[ImageRef]:

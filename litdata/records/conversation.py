@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -18,6 +19,26 @@ class Role(str, Enum):
 class Turn:
     role: Role
     text: str
+
+
+def make_turns(roles: Sequence[Role], texts: Sequence[str]) -> tuple[Turn, ...]:
+    """`tuple(Turn(role=r, text=t) for r, t in zip(roles, texts))`, about twice as fast. A frozen dataclass's
+    generated __init__ sets each field through object.__setattr__ after a keyword call, and one Turn per turn of
+    every record made that the largest single cost of reading the sources. Turn has no defaults and no
+    __post_init__, so filling its two slots directly makes equal objects (tests/records/test_make_turns.py)."""
+    return tuple(map(_turn, roles, texts))
+
+
+_new_object = object.__new__
+_set_role = Turn.role.__set__  # type: ignore[attr-defined]  # the slots' descriptors
+_set_text = Turn.text.__set__  # type: ignore[attr-defined]
+
+
+def _turn(role: Role, text: str) -> Turn:
+    turn = _new_object(Turn)
+    _set_role(turn, role)
+    _set_text(turn, text)
+    return turn
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
