@@ -19,6 +19,7 @@ from litdata.config import HarmfulSettings
 from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
 from litdata.spans.anchors import Anchors, fold
 from litdata.spans.harmful import ModelDetector, build_matcher
+from litdata.spans.memo import MINED
 from litdata.spans.sentences import Sentence, SentenceSplitter, segments, shared_nlp
 from litdata.spans.shapes import matching_template
 
@@ -162,7 +163,18 @@ class TurnLabeler:
         tpl_pieces = None if pieces is None else [a for a in present if a in pieces]
         out: dict[str, _SegmentLabels] = {}
         search: list[tuple[str, bool, bool]] = []  # segment, lexicon?, templates?
+        templates = self.template_shapes
         for seg in segs:
+            if checked and not phrases and (mined := MINED.get(seg)) is not None:
+                # What the mining pass found in this segment (memo.py): the sentences the splitter would give
+                # (same pipeline, no matcher) and their shapes, so no fold, spaCy or shape work is left.
+                rel = []
+                for s0, s1, full, prefix in mined:
+                    shape = full if full in templates else prefix if prefix in templates else None
+                    if shape is not None:
+                        rel.append((s0, s1, TokenClass.TASK_TEMPLATE, "template", shape))
+                out[seg] = (tuple(rel), len(rel) == len(mined)) if rel else _NOTHING
+                continue
             f = fold(seg)
             lexicon = any(p in f for p in phrases)
             template = checked and (tpl_pieces is None or any(p in f for p in tpl_pieces))
