@@ -107,9 +107,8 @@ def chunk_rows(chunk: list[Conversation], first_record: int, splitter: SentenceS
     Worked per distinct segment (a template line recurs in most records): each is split and shaped once, and
     what it found goes to memo.MINED for the labeller of the second pass."""
     # A record's user turns joined by newlines have the segments of each turn, in order (newlines cut them).
-    per_record = [
-        segment_texts("\n".join([turn.text for turn in conv.turns if turn.role is Role.USER])) for conv in chunk
-    ]
+    user = Role.USER  # an enum member looked up once, not per turn
+    per_record = [segment_texts("\n".join([turn.text for turn in conv.turns if turn.role is user])) for conv in chunk]
     fresh = list(dict.fromkeys(seg for segs in per_record for seg in segs))
     within = [
         ((0, len(seg)),) if pairs is None else pairs for seg, pairs in zip(fresh, splitter.segment_offsets(fresh))

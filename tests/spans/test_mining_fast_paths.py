@@ -48,6 +48,12 @@ def test_str_split_and_the_whitespace_pattern_agree_on_every_code_point():
     assert differ == []
 
 
+def test_every_whitespace_character_but_the_space_is_unprintable():
+    """sentence_shape returns a printable text with single inner spaces as it is: no other whitespace in it."""
+    differ = [cp for cp in range(sys.maxunicode + 1) if chr(cp).isspace() and chr(cp).isprintable() and cp != 32]
+    assert differ == []
+
+
 def _reference_shape(text: str) -> str:
     """sentence_shape as it was written before the shortcuts."""
     s = text.replace(IMAGE_PLACEHOLDER, " ").lower()
@@ -58,7 +64,7 @@ def _reference_shape(text: str) -> str:
 
 def test_sentence_shape_is_unchanged_on_tricky_and_demo_text():
     rng = random.Random(0)
-    alphabet = "ab .,:;!?()[]-+0123456789\u0663\u00a0\t\n<>image"
+    alphabet = "ab .,:;!?()[]-+0123456789\u0663\u00a0\t\n<>image\x00Σ"
     fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
     for text in [*TRICKY, *_demo_user_texts(), *fuzz]:
         assert sentence_shape(text) == _reference_shape(text), text
