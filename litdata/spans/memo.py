@@ -16,9 +16,10 @@ from __future__ import annotations
 # (start, end, full shape, colon-prefix shape or None) of each sentence, offsets relative to the segment.
 SegmentSentences = tuple[tuple[int, int, str, str | None], ...]
 
-# About 3 bytes of memory per character of segment held (the key, the shapes, the tuples: measured on the
-# benchmark's text records), so at most ~50 MB; 3,000 records hold ~0.6 M characters.
-MAX_CHARS = 1 << 24
+# About 6 bytes of memory per character of segment held (the key, the shapes, the tuples; tracemalloc on the
+# benchmark's 3,000 text records: 2.8 MB for 0.48 M characters), so at most ~50 MB, the distinct user segments
+# of some 50,000 such records.
+MAX_CHARS = 1 << 23
 
 
 class SegmentMemo:
