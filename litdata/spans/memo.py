@@ -17,9 +17,9 @@ from __future__ import annotations
 SegmentSentences = tuple[tuple[int, int, str, str | None], ...]
 
 # About 6 bytes of memory per character of segment held (the key, the shapes, the tuples; tracemalloc on the
-# benchmark's 3,000 text records: 2.8 MB for 0.48 M characters), so at most ~50 MB, the distinct user segments
-# of some 50,000 such records.
-MAX_CHARS = 1 << 23
+# benchmark's 3,000 text records: 2.8 MB for 0.48 M characters), so at most ~25 MB, the distinct user segments
+# of some 25,000 such records: on larger inputs only their start is served, and peak memory stays near flat.
+MAX_CHARS = 1 << 22
 
 
 class SegmentMemo:
