@@ -19,6 +19,7 @@ from litdata.config import HarmfulSettings
 from litdata.records.conversation import IMAGE_PLACEHOLDER, Role
 from litdata.spans.anchors import Anchors, fold
 from litdata.spans.harmful import ModelDetector, build_matcher
+from litdata.spans.memo import MINED
 from litdata.spans.sentences import Sentence, SentenceSplitter, segments, shared_nlp
 from litdata.spans.shapes import matching_template
 
@@ -28,6 +29,7 @@ _IMAGE_RE = re.compile(re.escape(IMAGE_PLACEHOLDER))
 _SCORE_CACHE_SIZE = 100_000
 _SHAPE_CACHE_SIZE = 100_000
 _SEGMENT_CACHE_SIZE = 20_000
+_LABEL_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +62,7 @@ class TurnLabeler:
         # Per template-checked? (user turns): segment -> what it contributes, bounded. Template lines repeat in
         # most records.
         self._segments: tuple[dict[str, _SegmentLabels], dict[str, _SegmentLabels]] = ({}, {})
+        self._labels: dict[tuple[int, int, TokenClass, str, str | None], SpanLabel] = {}  # shared, bounded
         self._anchors = Anchors.build(self.template_shapes, self.harmful.phrases if self.harmful else ())
 
     def __getstate__(self) -> dict:
@@ -111,11 +114,15 @@ class TurnLabeler:
         labels: list[list[SpanLabel]] = [[] for _ in flat]
         templates = bool(self.template_shapes)
         every_user_turn = templates and self._anchors.templates is None  # a template without an anchor
-        wanted = [i for i, (role, _) in enumerate(flat) if self.harmful or (templates and role is Role.USER)]
+        user = Role.USER  # an enum member looked up once, not per turn
+        if self.harmful:
+            wanted = list(range(len(flat)))
+        else:
+            wanted = [i for i, (role, _) in enumerate(flat) if templates and role is user]
         if not wanted:
             return labels  # no spaCy load (a few hundred MB per worker) when there is nothing to look for
         hit, present = self._anchors.texts_with_any([flat[i][1] for i in wanted])
-        todo = [i for i in wanted if flat[i][1] in hit or (every_user_turn and flat[i][0] is Role.USER)]
+        todo = [i for i in wanted if flat[i][1] in hit or (every_user_turn and flat[i][0] is user)]
         # Per turn to label: (turn, template-checked?, its segments and their texts), and what each distinct
         # segment contributes, per template-checked? (user turns) or not.
         turns: list[tuple[int, bool, list[tuple[int, str]]]] = []
@@ -123,7 +130,7 @@ class TurnLabeler:
         missing: tuple[dict[str, None], dict[str, None]] = ({}, {})
         for i in todo:
             role, text = flat[i]
-            checked = templates and role is Role.USER
+            checked = templates and role is user
             known, cache, miss = found[checked], self._segments[checked], missing[checked]
             segs = [(a, text[a:b]) for a, b in segments(text)]
             turns.append((i, checked, segs))
@@ -141,17 +148,32 @@ class TurnLabeler:
                 cache.clear()  # cheaper than LRU bookkeeping; the frequent segments come back at once
             cache.update(fresh)
             found[checked].update(fresh)
+        made = self._labels
+        if len(made) > _LABEL_CACHE_SIZE:
+            made.clear()  # cheaper than LRU bookkeeping; the frequent labels come back at once
         for i, checked, segs in turns:
-            text = flat[i][1]
             known = found[checked]
-            turn: list[SpanLabel] = []
+            turn: list[tuple[int, int, TokenClass, str, str | None]] = []
             covered = True
             for a, seg in segs:
                 rel, whole = known[seg]
                 covered = covered and whole
                 for s0, s1, cls, matcher, shape in rel:
-                    turn.append(SpanLabel(start=a + s0, end=a + s1, cls=cls, matcher=matcher, shape=shape))
-            labels[i] = _widen(text, turn) if turn and covered else turn
+                    turn.append((a + s0, a + s1, cls, matcher, shape))
+            if not turn:
+                continue
+            if covered:
+                bounds = _widened(flat[i][1], [(start, end) for start, end, _, _, _ in turn])
+                turn = [(start, end, *rest) for (start, end), (_, _, *rest) in zip(bounds, turn)]
+            # A SpanLabel is immutable, so equal ones are shared: building one (a frozen dataclass) costs ten
+            # times a dictionary look-up, and the same template label recurs at the same offsets in many turns.
+            out = labels[i]
+            for key in turn:
+                lab = made.get(key)
+                if lab is None:
+                    start, end, cls, matcher, shape = key
+                    lab = made[key] = SpanLabel(start=start, end=end, cls=cls, matcher=matcher, shape=shape)
+                out.append(lab)
         return labels
 
     def _segment_labels(self, segs: list[str], checked: bool, present: tuple[str, ...]) -> dict[str, _SegmentLabels]:
@@ -162,7 +184,18 @@ class TurnLabeler:
         tpl_pieces = None if pieces is None else [a for a in present if a in pieces]
         out: dict[str, _SegmentLabels] = {}
         search: list[tuple[str, bool, bool]] = []  # segment, lexicon?, templates?
+        templates = self.template_shapes
         for seg in segs:
+            if checked and not phrases and (mined := MINED.get(seg)) is not None:
+                # What the mining pass found in this segment (memo.py): the sentences the splitter would give
+                # (same pipeline, no matcher) and their shapes, so no fold, spaCy or shape work is left.
+                rel = []
+                for s0, s1, full, prefix in mined:
+                    shape = full if full in templates else prefix if prefix in templates else None
+                    if shape is not None:
+                        rel.append((s0, s1, TokenClass.TASK_TEMPLATE, "template", shape))
+                out[seg] = (tuple(rel), len(rel) == len(mined)) if rel else _NOTHING
+                continue
             f = fold(seg)
             lexicon = any(p in f for p in phrases)
             template = checked and (tpl_pieces is None or any(p in f for p in tpl_pieces))
@@ -254,19 +287,26 @@ class TurnLabeler:
 
 def _widen(text: str, labels: list[SpanLabel]) -> list[SpanLabel]:
     """Stretch labels over the gaps between them, up to the text edges and `<image>` tags (not over them)."""
+    bounds = _widened(text, [(lab.start, lab.end) for lab in labels])
+    return [
+        SpanLabel(start=left, end=right, cls=lab.cls, matcher=lab.matcher, score=lab.score, shape=lab.shape)
+        for (left, right), lab in zip(bounds, labels)
+    ]
+
+
+def _widened(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The (start, end) of sorted, non-overlapping `spans` stretched as `_widen` stretches labels."""
     if IMAGE_PLACEHOLDER in text:
         walls = sorted({0, len(text)} | {p for m in _IMAGE_RE.finditer(text) for p in (m.start(), m.end())})
     else:
         walls = [0, len(text)]  # most turns: no scan
-    out: list[SpanLabel] = []
-    for i, lab in enumerate(labels):
-        left = walls[bisect_right(walls, lab.start) - 1]
+    out: list[tuple[int, int]] = []
+    for i, (start, end) in enumerate(spans):
+        left = walls[bisect_right(walls, start) - 1]
         if out:
-            left = max(left, out[-1].end)  # the gap before a label already went to the previous one
-        right = walls[bisect_left(walls, lab.end)]
-        if i + 1 < len(labels):
-            right = min(right, labels[i + 1].start)
-        out.append(
-            SpanLabel(start=left, end=right, cls=lab.cls, matcher=lab.matcher, score=lab.score, shape=lab.shape)
-        )
+            left = max(left, out[-1][1])  # the gap before a span already went to the previous one
+        right = walls[bisect_left(walls, end)]
+        if i + 1 < len(spans):
+            right = min(right, spans[i + 1][0])
+        out.append((left, right))
     return out

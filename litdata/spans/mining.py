@@ -14,7 +14,8 @@ import polars as pl
 
 from litdata.config import MiningSettings
 from litdata.records.conversation import Conversation, Role
-from litdata.spans.sentences import SentenceSplitter
+from litdata.spans.memo import MINED, SegmentSentences
+from litdata.spans.sentences import SentenceSplitter, segment_texts, shared_nlp
 from litdata.spans.shapes import shapes_of
 from litdata.spans.table import COUNTS_SCHEMA, TemplateTable
 
@@ -101,32 +102,53 @@ def _chunks(items: Iterable[Conversation], size: int) -> Iterator[list[Conversat
 
 
 def chunk_rows(chunk: list[Conversation], first_record: int, splitter: SentenceSplitter) -> pl.DataFrame:
-    """(record, shape, example) for every user-turn sentence of `chunk`, with its colon-prefix shape too."""
-    owners: list[int] = []
-    texts: list[str] = []
-    for i, conv in enumerate(chunk):
-        for turn in conv.turns:
-            if turn.role is Role.USER:
-                owners.append(first_record + i)
-                texts.append(turn.text)
-    records: list[int] = []
-    shapes: list[str] = []
-    examples: list[str] = []
-    known: dict[str, tuple[str, str | None]] = {}  # template sentences repeat in most records of a chunk
-    for owner, text, pairs in zip(owners, texts, splitter.offsets(texts)):
+    """(record, shape, example) for every user-turn sentence of `chunk`, with its colon-prefix shape too.
+
+    Worked per distinct segment (a template line recurs in most records): each is split and shaped once, and
+    what it found goes to memo.MINED for the labeller of the second pass."""
+    # A record's user turns joined by newlines have the segments of each turn, in order (newlines cut them).
+    user = Role.USER  # an enum member looked up once, not per turn
+    per_record = [segment_texts("\n".join([turn.text for turn in conv.turns if turn.role is user])) for conv in chunk]
+    fresh = list(dict.fromkeys(seg for segs in per_record for seg in segs))
+    within = [
+        ((0, len(seg)),) if pairs is None else pairs for seg, pairs in zip(fresh, splitter.segment_offsets(fresh))
+    ]
+    shaped: dict[str, tuple[str, str | None]] = {}  # the same sentence can end several segments
+    found: dict[str, SegmentSentences] = {}
+    rows: dict[str, tuple[list[str], list[str]]] = {}  # segment -> its rows' shapes and examples
+    for seg, pairs in zip(fresh, within):
+        sents = []
+        shapes: list[str] = []
+        examples: list[str] = []
         for start, end in pairs:
-            sentence = text[start:end]
-            got = known.get(sentence)
+            sentence = seg[start:end]
+            got = shaped.get(sentence)
             if got is None:
-                got = known[sentence] = shapes_of(sentence)
+                got = shaped[sentence] = shapes_of(sentence)
             full, prefix = got
+            sents.append((start, end, full, prefix))
             example = sentence[:MAX_EXAMPLE_CHARS]
-            for shape in (full, prefix) if prefix is not None else (full,):
-                records.append(owner)
-                shapes.append(shape)
+            shapes.append(full)
+            examples.append(example)
+            if prefix is not None:
+                shapes.append(prefix)
                 examples.append(example)
+        found[seg] = tuple(sents)
+        rows[seg] = (shapes, examples)
+    if splitter.nlp is shared_nlp() and splitter.matcher is None:  # the labeller's own pipeline
+        MINED.add(found)
+    records: list[int] = []
+    all_shapes: list[str] = []
+    all_examples: list[str] = []
+    for i, segs in enumerate(per_record):
+        n = len(all_shapes)
+        for seg in segs:
+            shapes, examples = rows[seg]
+            all_shapes.extend(shapes)
+            all_examples.extend(examples)
+        records.extend([first_record + i] * (len(all_shapes) - n))
     return pl.DataFrame(
-        {"record": records, "shape": shapes, "example": examples},
+        {"record": records, "shape": all_shapes, "example": all_examples},
         schema={"record": pl.Int64, "shape": pl.String, "example": pl.String},
     )
 
@@ -140,6 +162,7 @@ def mine_templates(
     """
     counter = ShapeCounter()
     n_records = 0
+    MINED.clear()  # what an earlier run found is of no use to this run's second pass
     if settings.enabled:
         splitter = SentenceSplitter()
         bar = None

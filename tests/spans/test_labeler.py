@@ -223,3 +223,39 @@ def test_segments_without_inner_punctuation_skip_spacy_with_the_same_sentences()
             fast += 1
             assert [(s.start_char, s.end_char) for s in nlp(seg).sents] == [(0, len(seg))], seg
     assert fast > len(demo) // 2
+
+
+def test_labels_from_what_the_mining_pass_found_are_the_labels_by_definition():
+    """Pass 2 takes a user segment's sentences and shapes from what mining found (memo.MINED) instead of
+    splitting and shaping it again: the labels are those by definition, as with the memo empty."""
+    from litdata.config import MiningSettings
+    from litdata.spans.memo import MINED
+    from litdata.spans.mining import mine_templates
+    from litdata.spans.sentences import segments
+
+    convs, records = _demo_records()
+    shapes = mine_templates(convs, MiningSettings()).template_shapes()
+    user = {t.text[a:b] for c in convs for t in c.turns if t.role is Role.USER for a, b in segments(t.text)}
+    assert user and all(MINED.get(seg) is not None for seg in user)
+    want = _reference_labels(shapes, None, records)
+    assert sum(len(t) for r in want for t in r) > 100
+    assert TurnLabeler(template_shapes=shapes, harmful=None).label_many(records) == want
+    MINED.clear()
+    assert TurnLabeler(template_shapes=shapes, harmful=None).label_many(records) == want
+
+
+def test_a_segment_the_mining_pass_found_is_labelled_as_it_was_found():
+    """The memo is what the labeller uses for a user segment: an entry (here a made-up one-sentence split) is
+    not split again."""
+    from litdata.spans.memo import MINED
+
+    seg = "A fake one. Then stop"
+    labeler = TurnLabeler(template_shapes=frozenset({"then stop"}), harmful=None)
+    assert spans(seg, labeler.label([(Role.USER, seg)])[0]) == [("task_template", "Then stop")]  # two sentences
+    MINED.clear()
+    MINED.add({seg: ((0, len(seg), "then stop", None),)})
+    try:
+        labeler = TurnLabeler(template_shapes=frozenset({"then stop"}), harmful=None)
+        assert spans(seg, labeler.label([(Role.USER, seg)])[0]) == [("task_template", seg)]
+    finally:
+        MINED.clear()
