@@ -30,6 +30,7 @@ from litdata.records import Document, Reject
 from litdata.shards.manifest import Counts, Manifest, Packing, TemplatesEntry, TokenTotals
 from litdata.shards.schema import FORMAT_VERSION
 from litdata.shards.writer import ShardWriter
+from litdata.spans.memo import MINED
 from litdata.stats import CompileStats
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
         raise
     finally:
         bar.close()
+        MINED.clear()  # what mining kept for this run's labeller (up to ~25 MB) is of no use after it
     if stats.records_read != stats.documents + sum(stats.rejects.values()):
         raise AssertionError("record accounting is off: records read != documents written + rejected")
     templates_sha = out.write_templates(table)
