@@ -103,7 +103,17 @@ def _one_token_class(text, cls, a, b):
     return C(int(cls[a]))
 
 
-def test_classes_of_many_texts_at_once_are_each_texts_own():
+_ALPHABETS = {
+    "unicode": [" ", " ", "  ", "\n", "\t", "\u3000", "a", "b", "é", "😀", "<image>"],
+    # ASCII texts are read byte by byte, a path of their own
+    "ascii": [" ", " ", "  ", "\n", "\t", "a", "b", "<image>"],
+    # whitespace runs longer than the few characters followed one at a time (then searched)
+    "long runs": [" " * 9, "  \n   ", "\t" * 6, "\xa0 ", "a", "<image>"],
+}
+
+
+@pytest.mark.parametrize("alphabet", list(_ALPHABETS))
+def test_classes_of_many_texts_at_once_are_each_texts_own(alphabet):
     """token_classes_many lays the texts end to end; nothing may look past the end of its own text (trailing
     spaces before the next text's words, image tags at the start of the next text)."""
     import itertools
@@ -112,7 +122,7 @@ def test_classes_of_many_texts_at_once_are_each_texts_own():
     from litdata.tokenize.tokens import token_classes_many
 
     rng = random.Random(7)
-    alphabet = [" ", " ", "  ", "\n", "\t", "\u3000", "a", "b", "é", "😀", "<image>"]
+    alphabet = _ALPHABETS[alphabet]
     for _ in range(200):
         texts, classes, offsets = [], [], []
         for _ in range(rng.randint(1, 6)):
