@@ -359,7 +359,7 @@ def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list,
     piece_start = np.cumsum(counts) - counts
     if prepend:  # BOS in front, with an empty span
         ids = np.insert(ids, piece_start[single], bos_id)
-        offsets = np.insert(offsets, piece_start[single], 0, axis=0)
+        offsets = _insert_rows(offsets, piece_start[single], 0)
         counts = counts.copy()
         counts[single] += 1
     elif bos_id is not None:  # the tokenizer's own BOS stays, with an empty span
@@ -371,6 +371,23 @@ def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list,
             encoded[i] = parts[j]
         else:
             encoded[i] = _splice_chunks(chunk_cuts, parts[j : j + len(chunk_cuts)], image_id, bos)
+
+
+def _insert_rows(a: np.ndarray, at: np.ndarray, value: int) -> np.ndarray:
+    """`np.insert(a, at, value, axis=0)` for sorted `at`. Each row moves as one item (a view as `np.void` of its
+    size): np.insert moves the rows of a 2-D array through a 2-D boolean mask, ten times slower on a batch's
+    offsets."""
+    width = int(np.prod(a.shape[1:], dtype=np.int64))
+    row = np.dtype((np.void, width * a.dtype.itemsize))
+    items = np.ascontiguousarray(a).reshape(a.shape[0], width).view(row)[:, 0]
+    k = at.shape[0]
+    new = at + np.arange(k)  # where the inserted rows land, each after those inserted before it
+    out = np.empty(items.shape[0] + k, dtype=row)
+    out[new] = np.full((1, width), value, dtype=a.dtype).view(row)[0, 0]
+    old = np.ones(out.shape[0], dtype=bool)
+    old[new] = False
+    out[old] = items
+    return out.view(a.dtype).reshape(-1, *a.shape[1:])
 
 
 def _chunk_starts(text: str) -> list[tuple[int, int]]:

@@ -168,3 +168,17 @@ def test_a_batch_of_llava_renderings_gives_each_record_what_it_gets_alone(folder
                 reference = [tok.bos_token_id] + reference
             assert ids.tolist() == reference, r.text
             assert classes[0] == C.MARKUP, r.text  # BOS is never supervised
+
+
+@pytest.mark.parametrize("shape", [(), (2,)])
+def test_rows_inserted_before_sorted_positions_are_what_np_insert_gives(shape):
+    """_splice_batch prepends BOS to every image-less text of a batch with _insert_rows (sorted positions,
+    repeated where a chunk has no tokens, up to the end)."""
+    from litdata.tokenize.tokens import _insert_rows
+
+    rng = np.random.default_rng(5)
+    for n in [0, 1, 2, 7, 50]:
+        a = rng.integers(0, 1000, (n, *shape))
+        for k in [0, 1, 3, 20]:
+            at = np.sort(rng.integers(0, n + 1, k))
+            assert np.array_equal(_insert_rows(a, at, -1), np.insert(a, at, -1, axis=0)), (n, at)
