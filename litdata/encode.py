@@ -22,8 +22,8 @@ from litdata.images.tokens import FixedRule, ImageTokenRule, RuleError
 from litdata.records import AuditHit, Conversation, Document, RecordProblem, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import Rendered, TemplateError, get_template
-from litdata.tokenize.tokens import TokenizeJob, load_tokenizer
-from litdata.weigh import weigh
+from litdata.tokenize.tokens import TokenizeJob, _pieces, load_tokenizer
+from litdata.weigh import weigh_sequence
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,9 +163,21 @@ class Encoder:
     def finish(self, batch: _Batch) -> list[Document | Reject]:
         """The batch's Documents from its TokenizeJob's result (its native call done)."""
         items, out, images = batch.items, batch.out, batch.images
-        for (i, r, hits), (ids, classes) in zip(batch.rendered, batch.job.result()):
+        done = batch.job.result()
+        if not done:
+            return out  # type: ignore[return-value]
+        # The weights and image-token counts of the whole batch in a few numpy calls: per record, the calls'
+        # overhead was most of their cost (records are a few hundred tokens).
+        ids_all, classes_all = np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
+        counts = np.fromiter((d[0].shape[0] for d in done), dtype=np.int64, count=len(done))
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        weights = _pieces(weigh_sequence(classes_all, starts[counts > 0], self.table), counts)
+        seen = np.concatenate(([0], np.cumsum(ids_all == self.tokinfo.image_token_id)))
+        placeholders = (seen[ends] - seen[starts]).tolist()
+        for (i, r, hits), (ids, classes), w, n in zip(batch.rendered, done, weights, placeholders):
             try:
-                out[i] = self._document(items[i], images[i], ids, classes, r.trimmed, hits)
+                out[i] = self._document(items[i], images[i], ids, classes, w, n, r.trimmed, hits)
             except RecordProblem as p:
                 out[i] = p.reject(items[i].provenance, audit=hits)
         return out  # type: ignore[return-value]
@@ -220,11 +232,12 @@ class Encoder:
         )
 
     def _document(self, conv: Conversation, images: _Images, ids: np.ndarray, classes: np.ndarray,
-                  trimmed: tuple[int, ...] = (), audit: tuple[AuditHit, ...] = ()) -> Document:
-        spec, image_id = self.spec, self.tokinfo.image_token_id
-        is_image = ids == image_id
+                  weights: np.ndarray, placeholders: int, trimmed: tuple[int, ...] = (),
+                  audit: tuple[AuditHit, ...] = ()) -> Document:
+        """`weights` are `weigh(classes)`, `placeholders` the image tokens among `ids` (finish counts both for the
+        whole batch)."""
+        spec = self.spec
         blobs, counts, tiles = images.blobs, images.counts, images.tiles
-        placeholders = int(np.count_nonzero(is_image))
         if placeholders != len(blobs):
             raise RecordProblem(RejectReason.TEMPLATE_ERROR,
                                 f"{placeholders} image tokens after tokenization for {len(blobs)} images")
@@ -232,6 +245,7 @@ class Encoder:
         # Without images every token is one position (most records of a text workload).
         width = None
         expanded = int(ids.shape[0])
+        is_image = ids == self.tokinfo.image_token_id if blobs or expanded > spec.seq_len else None
         if blobs:
             width = np.ones(ids.shape[0], dtype=np.int64)
             width[is_image] = counts
@@ -250,13 +264,13 @@ class Encoder:
             truncated_from = int(ids.shape[0])
             kept = int(is_image[:keep].sum())
             blobs, counts, tiles = blobs[:kept], counts[:kept], tiles[:kept]
-            ids, classes = ids[:keep], classes[:keep]
+            ids, classes, weights = ids[:keep], classes[:keep], weights[:keep]  # weigh(classes[:keep]) as well
         p = conv.provenance
         meta = {"id": p.id, "file": p.source, "index": p.index, "tokens": int(ids.shape[0]), "images": len(blobs)}
         if truncated_from is not None:
             meta["truncated_from"] = truncated_from
         if trimmed:  # the chat template trimmed these turns' whitespace (Llama 3, Gemma), as its reference does
             meta["trimmed_turns"] = list(trimmed)
-        return Document(provenance=p, tokens=ids, classes=classes, weights=weigh(classes, self.table),
+        return Document(provenance=p, tokens=ids, classes=classes, weights=weights,
                         images=blobs, truncated_from=truncated_from, meta=meta, image_counts=counts,
                         image_tiles=tiles, audit=audit)

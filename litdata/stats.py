@@ -29,8 +29,9 @@ class CompileStats:
     expanded_tokens: int = 0
     rejects: Counter = field(default_factory=Counter)
     tokens_by_class: np.ndarray = field(default_factory=lambda: np.zeros(len(TokenClass), dtype=np.int64))
-    supervised_vit: int = 0
-    supervised_lit: int = 0
+    # Documents by the class of their first token, which nothing predicts (never supervised): the supervised counts
+    # are the class totals less these, times _SUPERVISED, kept as totals rather than as a product per document.
+    first_by_class: list[int] = field(default_factory=lambda: [0] * _CLASSES)
     weight_sum: float = 0.0
     harmful_hits: int = 0
 
@@ -47,11 +48,20 @@ class CompileStats:
         if counts.shape[0] > _CLASSES:
             raise ValueError(f"{d.provenance.describe()}: token class {counts.shape[0] - 1} is not a TokenClass")
         self.tokens_by_class += counts
-        if d.classes.shape[0] > 1:
-            vit, lit = (counts @ _SUPERVISED - _SUPERVISED[d.classes[0]]).tolist()
-            self.supervised_vit += vit
-            self.supervised_lit += lit
+        if d.classes.shape[0]:  # a one-token document supervises nothing: its token is its first
+            self.first_by_class[d.classes[0]] += 1
         self.weight_sum += float(d.weights.sum(dtype=np.float64))
+
+    @property
+    def supervised_vit(self) -> int:
+        return self._supervised()[0]
+
+    @property
+    def supervised_lit(self) -> int:
+        return self._supervised()[1]
+
+    def _supervised(self) -> list[int]:
+        return ((self.tokens_by_class - np.array(self.first_by_class)) @ _SUPERVISED).tolist()
 
     def add_sequence(self, s: PackedSequence) -> None:
         self.sequences += 1

@@ -11,6 +11,7 @@ from litdata.records import Conversation, Role
 from litdata.records.conversation import IMAGE_PLACEHOLDER
 
 _IMAGE_RE = re.compile(re.escape(IMAGE_PLACEHOLDER))
+_FILL = [bytes((c,)) for c in range(256)]  # _FILL[class] * n: n characters of that class
 
 
 class TemplateError(ValueError):
@@ -46,33 +47,57 @@ class SpanBuilder:
 
     def __init__(self) -> None:
         self._parts: list[str] = []
-        self._spans: list[tuple[int, int, int]] = []
+        self._fills: list[bytes] = []  # one per part: its class before the sub-spans, one byte per character
+        # Sub-spans in the order they were painted: (start, end, class, parts before them), in the whole text.
+        self._spans: list[tuple[int, int, int, int]] = []
         self._len = 0
+        self._inside = True  # every sub-span lies within the turn it was added with (see `build`)
 
     def add(self, text: str, cls: TokenClass = TokenClass.MARKUP) -> None:
-        n = len(text)
-        if not n:
-            return
-        if cls:  # markup is class 0, what `build` starts every character with
-            self._spans.append((self._len, self._len + n, int(cls)))
-        self._parts.append(text)
-        self._len += n
+        if text:
+            self._parts.append(text)
+            self._fills.append(_FILL[cls] * len(text))
+            self._len += len(text)
 
     def add_turn(self, text: str, cls: TokenClass, labels: Sequence[TurnLabel] = ()) -> None:
         start = self._len
         self.add(text, cls)
+        k = len(self._parts)
         for s, e, c in labels:
-            self._spans.append((start + s, start + e, int(c)))
+            self._spans.append((start + s, start + e, int(c), k))
+            self._inside = self._inside and 0 <= s <= e <= len(text)
         if IMAGE_PLACEHOLDER in text:  # most turns hold none; the test is cheaper than a regex scan
             for m in _IMAGE_RE.finditer(text):
-                self._spans.append((start + m.start(), start + m.end(), int(TokenClass.IMAGE)))
+                self._spans.append((start + m.start(), start + m.end(), int(TokenClass.IMAGE), k))
 
     def build(self, *, llava_chunks: bool = False, trimmed: Sequence[int] = ()) -> Rendered:
         text = "".join(self._parts)
-        classes = np.zeros(len(text), dtype=np.uint8)
-        for s, e, c in self._spans:  # later spans overwrite earlier ones: turn < labels < images
-            classes[s:e] = c
+        if self._inside:
+            # Each piece's class as bytes, joined, and the sub-spans painted over them (later ones win: turn <
+            # labels < images): the same as painting everything in order, since no later piece overlaps a
+            # sub-span. Bytes, not numpy, because a record is a few dozen characters' worth of numpy calls.
+            fill = bytearray(b"".join(self._fills))
+            for s, e, c, _ in self._spans:
+                fill[s:e] = _FILL[c] * (e - s)  # same length: 0 <= s <= e <= len(text)
+            classes = np.frombuffer(fill, dtype=np.uint8)
+        else:
+            lengths = np.fromiter(map(len, self._parts), dtype=np.int64, count=len(self._parts))
+            classes = self._painted_in_order(np.concatenate(([0], np.cumsum(lengths))).tolist())
         return Rendered(text=text, char_classes=classes, llava_chunks=llava_chunks, trimmed=tuple(trimmed))
+
+    def _painted_in_order(self, bounds: list[int]) -> np.ndarray:
+        """A labeler's span reaching outside its turn: everything painted in the order it was added, so that the
+        pieces after it paint over it as they always did."""
+        classes = np.zeros(bounds[-1], dtype=np.uint8)
+        spans = iter(self._spans + [(0, 0, 0, len(self._parts) + 1)])
+        span = next(spans)
+        for j, cls in enumerate([f[0] for f in self._fills] + [0]):
+            while span[3] <= j:  # added before piece j
+                classes[span[0] : span[1]] = span[2]
+                span = next(spans)
+            if cls:
+                classes[bounds[j] : bounds[j + 1]] = cls
+        return classes
 
 
 def trim_turn(text: str, labels: Sequence[TurnLabel]) -> tuple[str, list[TurnLabel]]:

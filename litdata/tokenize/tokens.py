@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -158,6 +159,40 @@ def load_tokenizer(path: str | Path) -> tuple[Any, TokenizerInfo]:
 # code points above the largest one, none of which is a space). A lookup, not np.isin, which sorts every time.
 _IS_SPACE = np.zeros(int(_SPACE_CODEPOINTS.max()) + 2, dtype=bool)
 _IS_SPACE[_SPACE_CODEPOINTS] = True
+# The same for one byte: an ASCII text is looked up byte by byte, with no clipping (4x less to read than UTF-32).
+_IS_SPACE_BYTE = _IS_SPACE[:256].copy()
+# How many characters a token starting on whitespace is followed over one at a time before the search over all
+# non-space positions is built: runs are mostly one or two characters long, indentation may be hundreds.
+_SHORT_RUN = 4
+
+
+def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The texts end to end as code points, and whether each is whitespace, both with one more entry at the end
+    that is not whitespace (a sentinel: a search for the next non-space character stops there)."""
+    text = "".join(texts) + "."
+    if text.isascii():  # O(1) in CPython; most workloads
+        cps = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        return cps, _IS_SPACE_BYTE[cps]
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return cps, _IS_SPACE[np.minimum(cps, _IS_SPACE.shape[0] - 1)]
+
+
+def _next_solid(is_space: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The first position at or after each start that is not whitespace (`is_space` ends with a non-space
+    sentinel). Most tokens start on a non-space character; those that do not are moved forward a few characters
+    at a time, and what is left after that is found among the sorted non-space positions (building those reads
+    every character, so only long runs pay for it)."""
+    pos = starts.copy()
+    at = np.flatnonzero(is_space[starts])
+    for _ in range(_SHORT_RUN):
+        if not at.shape[0]:
+            return pos
+        pos[at] += 1
+        at = at[is_space[pos[at]]]
+    if at.shape[0]:
+        solid = np.flatnonzero(~is_space)
+        pos[at] = solid[np.searchsorted(solid, pos[at])]
+    return pos
 
 
 def token_classes(text: str, char_classes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -186,23 +221,22 @@ def token_classes_many(
     base = np.cumsum(lengths) - lengths
     offs = np.concatenate(offsets) + np.repeat(base, counts)[:, None]
     starts, ends = offs[:, 0], offs[:, 1]
-    text = "".join(texts)
     classes_of = np.concatenate(char_classes)
-    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    n = cps.shape[0]
-    is_space = _IS_SPACE[np.minimum(cps, _IS_SPACE.shape[0] - 1)]
-    # pos: the first non-whitespace character at or after each token's start (n if none), found among the
-    # sorted positions of all of them (cheaper than a running minimum over every character). It may lie in a
-    # later text: a token's look-ahead counts only below its own text's end.
-    solid = np.flatnonzero(~is_space)
-    pos = np.append(solid, n)[np.searchsorted(solid, starts)]
+    cps, is_space = _code_points(texts)
+    # pos: the first non-whitespace character at or after each token's start (the sentinel if none). It may lie in
+    # a later text: a token's look-ahead counts only below its own text's end.
+    pos = _next_solid(is_space, starts)
     spaces_only = pos >= ends
     if spaces_only.any():
         s_start, s_end, s_pos = starts[spaces_only], ends[spaces_only], pos[spaces_only]
         stop = np.repeat(base + lengths, counts)[spaces_only]  # where each one's text ends
         # Only ' ' in [start, end): none of the (rare) other whitespace characters, line breaks and tabs, in it.
-        other = np.flatnonzero(is_space & (cps != 32))
-        blank = np.searchsorted(other, s_end) == np.searchsorted(other, s_start)
+        # These tokens are few and short: their own characters are read, not every character of the batch.
+        width = np.maximum(s_end - s_start, 0)  # an empty token is markup whatever this says
+        inside = np.repeat(s_start - (np.cumsum(width) - width), width) + np.arange(int(width.sum()))
+        other = np.concatenate(([0], np.cumsum(cps[inside] != 32)))
+        edges = np.cumsum(width)
+        blank = other[edges] == other[edges - width]
         follows = blank & (s_pos < stop)
         # An image placeholder is a token of its own, not a word: a space before it keeps its own class, and the
         # image class stays exclusive to placeholder tokens.
@@ -246,6 +280,9 @@ def _native_encode(tokenizer: Any, texts: Sequence[str], *, add_special_tokens: 
     return tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
 
 
+_IDS, _OFFSETS = attrgetter("ids"), attrgetter("offsets")
+
+
 def _flat(encodings: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ids (int32) and offsets (int64 [n, 2]) of all the encodings end to end, and each one's token count."""
     if encodings and isinstance(encodings[0], tuple):  # SentencePiece's arrays
@@ -255,8 +292,9 @@ def _flat(encodings: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # cost more than the Rust getters themselves (a tenth of a CPU second per 3,000 records).
     counts = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
     total = int(counts.sum())
-    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int32, count=total)
-    offsets = np.fromiter(chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)), dtype=np.int64,
+    # map(attrgetter), not a generator expression: no Python frame resumed per encoding
+    ids = np.fromiter(chain.from_iterable(map(_IDS, encodings)), dtype=np.int32, count=total)
+    offsets = np.fromiter(chain.from_iterable(chain.from_iterable(map(_OFFSETS, encodings))), dtype=np.int64,
                           count=2 * total).reshape(-1, 2)
     return ids, offsets, counts
 
@@ -326,7 +364,7 @@ def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list,
     piece_start = np.cumsum(counts) - counts
     if prepend:  # BOS in front, with an empty span
         ids = np.insert(ids, piece_start[single], bos_id)
-        offsets = np.insert(offsets, piece_start[single], 0, axis=0)
+        offsets = _insert_rows(offsets, piece_start[single], 0)
         counts = counts.copy()
         counts[single] += 1
     elif bos_id is not None:  # the tokenizer's own BOS stays, with an empty span
@@ -338,6 +376,23 @@ def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list,
             encoded[i] = parts[j]
         else:
             encoded[i] = _splice_chunks(chunk_cuts, parts[j : j + len(chunk_cuts)], image_id, bos)
+
+
+def _insert_rows(a: np.ndarray, at: np.ndarray, value: int) -> np.ndarray:
+    """`np.insert(a, at, value, axis=0)` for sorted `at`. Each row moves as one item (a view as `np.void` of its
+    size): np.insert moves the rows of a 2-D array through a 2-D boolean mask, ten times slower on a batch's
+    offsets."""
+    width = int(np.prod(a.shape[1:], dtype=np.int64))
+    row = np.dtype((np.void, width * a.dtype.itemsize))
+    items = np.ascontiguousarray(a).reshape(a.shape[0], width).view(row)[:, 0]
+    k = at.shape[0]
+    new = at + np.arange(k)  # where the inserted rows land, each after those inserted before it
+    out = np.empty(items.shape[0] + k, dtype=row)
+    out[new] = np.full((1, width), value, dtype=a.dtype).view(row)[0, 0]
+    old = np.ones(out.shape[0], dtype=bool)
+    old[new] = False
+    out[old] = items
+    return out.view(a.dtype).reshape(-1, *a.shape[1:])
 
 
 def _chunk_starts(text: str) -> list[tuple[int, int]]:

@@ -89,3 +89,63 @@ def test_labels_paint_inside_turns_and_images_always_win():
 def test_unknown_template_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown template 'alpaca'"):
         get_template("alpaca")
+
+
+def _painted_one_by_one(pieces):
+    """What SpanBuilder must give, written the slow way: every piece's class and every sub-span painted over
+    the text in the order they were added, later ones winning."""
+    text, classes = "", []
+    spans = []
+    for kind, piece, cls, labels in pieces:
+        start = len(text)
+        text += piece
+        if kind == "add" and not piece:
+            continue
+        if cls:
+            spans.append((start, len(text), cls))
+        for s, e, c in labels:
+            spans.append((start + s, start + e, c))
+        if kind == "turn":
+            k = piece.find("<image>")
+            while k >= 0:
+                spans.append((start + k, start + k + 7, C.IMAGE))
+                k = piece.find("<image>", k + 7)
+    classes = np.zeros(len(text), dtype=np.uint8)
+    for s, e, c in spans:
+        classes[s:e] = c
+    return text, classes
+
+
+@pytest.mark.parametrize("outside", [False, True])
+def test_span_builder_paints_as_one_span_at_a_time_would(outside):
+    """Pieces are laid out in one call and sub-spans painted over them; a labeler's span that reaches outside
+    its turn (never expected) is painted over by the pieces after it, as painting in order always did."""
+    import random
+
+    from litdata.render.base import SpanBuilder
+
+    rng = random.Random(3)
+    words = ["", "a", "bc ", "<image>", " x<image>y ", "USER: ", "\n"]
+    classes = [C.MARKUP, C.SYSTEM, C.INSTRUCTION, C.RESPONSE]
+    for _ in range(300):
+        b, pieces = SpanBuilder(), []
+        for _ in range(rng.randint(0, 8)):
+            text = "".join(rng.choice(words) for _ in range(rng.randint(0, 4)))
+            cls = rng.choice(classes)
+            if rng.random() < 0.5:
+                b.add(text, cls)
+                pieces.append(("add", text, cls, []))
+                continue
+            labels = []
+            for _ in range(rng.randint(0, 3)):
+                s = rng.randint(0, len(text))
+                e = rng.randint(s, len(text))
+                if outside and rng.random() < 0.3:
+                    s, e = s - rng.randint(0, 3), e + rng.randint(0, 5)
+                labels.append((s, e, rng.choice([C.HARMFUL, C.INSTRUCTION, C.MARKUP])))
+            b.add_turn(text, cls, labels)
+            pieces.append(("turn", text, cls, labels))
+        want_text, want = _painted_one_by_one(pieces)
+        r = b.build()
+        assert r.text == want_text
+        assert r.char_classes.tolist() == want.tolist(), pieces

@@ -129,3 +129,30 @@ def test_too_long_is_rejected_or_truncated_at_an_image_boundary():
     doc = encode_one(enc)
     assert doc.truncated_from is not None and doc.expanded_length(20) <= 80
     assert len(doc.images) == int((doc.tokens == enc.tokinfo.image_token_id).sum())
+
+
+@pytest.mark.parametrize("template", ["vicuna_v1", "chatml"])
+def test_a_batch_gives_each_record_what_it_gets_alone(template):
+    """Encoder.finish weighs a whole batch and counts its image tokens at once: every record of a mixed batch
+    (images, none, truncated, an image-count mismatch, a one-word answer) must come out as it does alone, its
+    weights `weigh(classes)` with its own first token at 0."""
+    from litdata.weigh import weigh
+
+    short = conversation((Role.USER, "Hi"), (Role.ASSISTANT, "Yo"))
+    text = conversation((Role.USER, "Name a colour. " * 30), (Role.ASSISTANT, "Blue, " * 40))
+    mismatch = conversation((Role.USER, "<image> and <image>"), (Role.ASSISTANT, "Two."), images=1)
+    batch = [SAMPLE, short, text, mismatch, SAMPLE, short]
+    # markup weighed, so that each document's first token (markup) is 0 only because it comes first
+    enc = encoder(template=template, seq_len=120, image_tokens=8, overflow="truncate", overrides={C.MARKUP: 0.5})
+    together = enc.encode_batch(batch)
+    for conv, got in zip(batch, together):
+        (alone,) = enc.encode_batch([conv])
+        assert type(got) is type(alone)
+        if hasattr(alone, "reason"):
+            assert (got.reason, got.message) == (alone.reason, alone.message)
+            continue
+        assert np.array_equal(got.tokens, alone.tokens) and np.array_equal(got.classes, alone.classes)
+        assert np.array_equal(got.weights, alone.weights)
+        assert np.array_equal(got.weights, weigh(got.classes, enc.table)) and got.weights.dtype == alone.weights.dtype
+        assert (got.truncated_from, got.meta, len(got.images)) == (alone.truncated_from, alone.meta, len(alone.images))
+    assert [type(d).__name__ for d in together].count("Reject") == 1 and together[2].truncated_from is not None

@@ -103,7 +103,17 @@ def _one_token_class(text, cls, a, b):
     return C(int(cls[a]))
 
 
-def test_classes_of_many_texts_at_once_are_each_texts_own():
+_ALPHABETS = {
+    "unicode": [" ", " ", "  ", "\n", "\t", "\u3000", "a", "b", "é", "😀", "<image>"],
+    # ASCII texts are read byte by byte, a path of their own
+    "ascii": [" ", " ", "  ", "\n", "\t", "a", "b", "<image>"],
+    # whitespace runs longer than the few characters followed one at a time (then searched)
+    "long runs": [" " * 9, "  \n   ", "\t" * 6, "\xa0 ", "a", "<image>"],
+}
+
+
+@pytest.mark.parametrize("alphabet", list(_ALPHABETS))
+def test_classes_of_many_texts_at_once_are_each_texts_own(alphabet):
     """token_classes_many lays the texts end to end; nothing may look past the end of its own text (trailing
     spaces before the next text's words, image tags at the start of the next text)."""
     import itertools
@@ -112,7 +122,7 @@ def test_classes_of_many_texts_at_once_are_each_texts_own():
     from litdata.tokenize.tokens import token_classes_many
 
     rng = random.Random(7)
-    alphabet = [" ", " ", "  ", "\n", "\t", "\u3000", "a", "b", "é", "😀", "<image>"]
+    alphabet = _ALPHABETS[alphabet]
     for _ in range(200):
         texts, classes, offsets = [], [], []
         for _ in range(rng.randint(1, 6)):
@@ -158,3 +168,17 @@ def test_a_batch_of_llava_renderings_gives_each_record_what_it_gets_alone(folder
                 reference = [tok.bos_token_id] + reference
             assert ids.tolist() == reference, r.text
             assert classes[0] == C.MARKUP, r.text  # BOS is never supervised
+
+
+@pytest.mark.parametrize("shape", [(), (2,)])
+def test_rows_inserted_before_sorted_positions_are_what_np_insert_gives(shape):
+    """_splice_batch prepends BOS to every image-less text of a batch with _insert_rows (sorted positions,
+    repeated where a chunk has no tokens, up to the end)."""
+    from litdata.tokenize.tokens import _insert_rows
+
+    rng = np.random.default_rng(5)
+    for n in [0, 1, 2, 7, 50]:
+        a = rng.integers(0, 1000, (n, *shape))
+        for k in [0, 1, 3, 20]:
+            at = np.sort(rng.integers(0, n + 1, k))
+            assert np.array_equal(_insert_rows(a, at, -1), np.insert(a, at, -1, axis=0)), (n, at)
