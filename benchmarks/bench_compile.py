@@ -85,7 +85,7 @@ def litdata_stages(src: Path, image_root: Path | None, tokenizer: str) -> list[t
     from litdata.read import read_sources
     from litdata.records import Conversation
     from litdata.spans import TurnLabeler, mine_templates
-    from litdata.tokenize.tokens import encode_rendered
+    from litdata.tokenize.batch import encode_rendered
 
     argv = ["compile", str(src), "--out", "/nonexistent", "--tokenizer", tokenizer]
     cfg = config_from_args(

@@ -9,9 +9,9 @@ once per process from a picklable `EncodeSpec`.
 from __future__ import annotations
 
 import gc
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from concurrent.futures import Future
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -22,7 +22,8 @@ from litdata.images.tokens import FixedRule, ImageTokenRule, RuleError
 from litdata.records import AuditHit, Conversation, Document, RecordProblem, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.render import Rendered, TemplateError, get_template
-from litdata.tokenize.tokens import TokenizeJob, _pieces, load_tokenizer
+from litdata.tokenize.batch import TokenizeJob
+from litdata.tokenize.tokens import cut_rows, load_tokenizer
 from litdata.weigh import weigh_sequence
 
 
@@ -172,7 +173,7 @@ class Encoder:
         counts = np.fromiter((d[0].shape[0] for d in done), dtype=np.int64, count=len(done))
         ends = np.cumsum(counts)
         starts = ends - counts
-        weights = _pieces(weigh_sequence(classes_all, starts[counts > 0], self.table), counts)
+        weights = cut_rows(weigh_sequence(classes_all, starts[counts > 0], self.table), counts)
         seen = np.concatenate(([0], np.cumsum(ids_all == self.tokinfo.image_token_id)))
         placeholders = (seen[ends] - seen[starts]).tolist()
         for (i, r, hits), (ids, classes), w, n in zip(batch.rendered, done, weights, placeholders):

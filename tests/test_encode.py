@@ -15,7 +15,7 @@ from litdata.encode import Encoder, EncodeSpec
 from litdata.read import read_sources
 from litdata.records import Conversation, Document, Provenance, Reject, RejectReason, Role, Turn
 from litdata.spans.harmful import DEFAULT_LEXICON, read_lexicon
-from litdata.tokenize.tokens import TokenizeJob
+from litdata.tokenize.batch import TokenizeJob
 
 
 def _spec(**overrides) -> EncodeSpec:

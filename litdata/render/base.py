@@ -20,7 +20,7 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Rendered:
-    """A rendered conversation and how its reference training code tokenizes it (litdata/tokenize/tokens.py).
+    """A rendered conversation and how its reference training code tokenizes it (litdata/tokenize/batch.py).
 
     `llava_chunks=False`: the whole text with no special tokens added, as `apply_chat_template(tokenize=True)`.
     `llava_chunks=True`: as LLaVA's `tokenizer_image_token`: the text is split at every `<image>`, each chunk is

@@ -40,7 +40,7 @@ class VicunaV1:
     `{system} USER: {q1} ASSISTANT: {a1}</s>USER: {q2} ASSISTANT: {a2}</s>`.
 
     BOS is not text: as in LLaVA's `preprocess_v1`, the tokenizer adds it, and the text is tokenized chunk by
-    chunk between `<image>` placeholders (`llava_chunks`, see litdata/tokenize/tokens.py). Rendering `<s>` as text gives
+    chunk between `<image>` placeholders (`llava_chunks`, see litdata/tokenize/batch.py). Rendering `<s>` as text gives
     other ids under `legacy: false` (no word-start marker after a special token).
     """
 

@@ -85,7 +85,7 @@ def test_llava_loop_tokenizes_the_same_text_as_litdata(tokenizer, llama_call):
     conv = Conversation(provenance=Provenance(source="t", index=0, id=rec["id"]),
                         turns=tuple(Turn(role=Role.USER if t["from"] == "human" else Role.ASSISTANT, text=t["value"])
                                     for t in rec["conversations"]))  # fmt: skip
-    from litdata.tokenize.tokens import encode_rendered
+    from litdata.tokenize.batch import encode_rendered
 
     rendered = get_template("vicuna_v1").render(conv, [[], []])
     ours = encode_rendered(tokenizer, [rendered], image_id=tokenizer.convert_tokens_to_ids("<image>"))[0][0]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from litdata.classes import TokenClass as C
-from litdata.tokenize.tokens import TokenizerError, load_tokenizer, token_classes
+from litdata.tokenize.token_classes import token_classes
+from litdata.tokenize.tokens import TokenizerError, load_tokenizer
 from tests.helpers.real_tokenizers import sentencepiece_folder
 
 
@@ -119,7 +120,7 @@ def test_classes_of_many_texts_at_once_are_each_texts_own(alphabet):
     import itertools
     import random
 
-    from litdata.tokenize.tokens import token_classes_many
+    from litdata.tokenize.token_classes import token_classes_many
 
     rng = random.Random(7)
     alphabet = _ALPHABETS[alphabet]
@@ -144,7 +145,7 @@ def test_a_batch_of_llava_renderings_gives_each_record_what_it_gets_alone(folder
     must equal its own encoding, and an image-less one what LLaVA's `tokenizer_image_token` gives (BOS, then the
     text's ids)."""
     from litdata.render.base import Rendered
-    from litdata.tokenize.tokens import encode_rendered
+    from litdata.tokenize.batch import encode_rendered
     from tests.helpers.output_digests import DEMO_TOKENIZER
     from tests.helpers.real_tokenizers import llama2_folder
 
@@ -174,7 +175,7 @@ def test_a_batch_of_llava_renderings_gives_each_record_what_it_gets_alone(folder
 def test_rows_inserted_before_sorted_positions_are_what_np_insert_gives(shape):
     """_splice_batch prepends BOS to every image-less text of a batch with _insert_rows (sorted positions,
     repeated where a chunk has no tokens, up to the end)."""
-    from litdata.tokenize.tokens import _insert_rows
+    from litdata.tokenize.batch import _insert_rows
 
     rng = np.random.default_rng(5)
     for n in [0, 1, 2, 7, 50]:
