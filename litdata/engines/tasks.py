@@ -81,9 +81,6 @@ def _encoder(spec):
 
 def encode_partition(part: Partition, first_index: int, limits: ReadLimits, spec, batch_size: int) -> list[list]:
     """Every item of a partition encoded, as the local engine's batches of Documents and Rejects, in order."""
-    enc = _encoder(spec)
     it = iter(PartitionReader(part, limits, first_index=first_index))
-    out = []
-    while batch := list(itertools.islice(it, batch_size)):
-        out.append(enc.encode_batch(batch))
-    return out
+    # As the local engine's one encoding process: the tokenizer's native call beside the reading and Python work.
+    return list(_encoder(spec).encode_batches(iter(lambda: list(itertools.islice(it, batch_size)), [])))
