@@ -9,7 +9,7 @@ once per process from a picklable `EncodeSpec`.
 from __future__ import annotations
 
 import gc
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -111,8 +111,6 @@ class Encoder:
         second thread while this one does the Python work of its neighbours (what the consumer does with the
         previous result included). Exactly one thread runs Python of this Encoder at a time: the other one only
         waits in the GIL-free native call, so the results are those of `encode_batch`."""
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(1, thread_name_prefix="litdata-tokenize") as native:
             pending: tuple[_Batch, Future] | None = None
             try:
