@@ -21,7 +21,7 @@ from litdata.spans.anchors import Anchors, fold
 from litdata.spans.harmful import ModelDetector, build_matcher
 from litdata.spans.memo import MINED
 from litdata.spans.sentences import Sentence, SentenceSplitter, segments, shared_nlp
-from litdata.spans.shapes import matching_template
+from litdata.spans.shapes import matching_template, template_of
 
 __all__ = ["SpanLabel", "TurnLabeler"]
 
@@ -191,7 +191,7 @@ class TurnLabeler:
                 # (same pipeline, no matcher) and their shapes, so no fold, spaCy or shape work is left.
                 rel = []
                 for s0, s1, full, prefix in mined:
-                    shape = full if full in templates else prefix if prefix in templates else None
+                    shape = template_of(full, prefix, templates)
                     if shape is not None:
                         rel.append((s0, s1, TokenClass.TASK_TEMPLATE, "template", shape))
                 out[seg] = (tuple(rel), len(rel) == len(mined)) if rel else _NOTHING

@@ -79,7 +79,12 @@ def shapes_of(text: str) -> tuple[str, str | None]:
 
 def matching_template(sentence: str, template_shapes: frozenset[str] | set[str]) -> str | None:
     """The template shape `sentence` falls under (its full shape first, then its prefix shape), or None."""
-    full, prefix = shapes_of(sentence)
+    return template_of(*shapes_of(sentence), template_shapes)
+
+
+def template_of(full: str, prefix: str | None, template_shapes: frozenset[str] | set[str]) -> str | None:
+    """The template shape a sentence with these shapes (`shapes_of`) falls under: its full shape first, then its
+    prefix shape; or None."""
     if full in template_shapes:
         return full
     return prefix if prefix is not None and prefix in template_shapes else None
