@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Mapping
 
 
 class TokenClass(IntEnum):
@@ -21,7 +22,7 @@ class TokenClass(IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, name: str) -> "TokenClass":
+    def parse(cls, name: str) -> TokenClass:
         try:
             return cls[name.strip().upper()]
         except KeyError:
@@ -51,7 +52,7 @@ def class_weights(mode: str, overrides: Mapping[TokenClass, float] | None = None
         raise ValueError(f"unknown mode {mode!r} (valid: {', '.join(MODES)})")
     weights = dict(_MODE_WEIGHTS[mode])
     for cls, w in (overrides or {}).items():
-        if not (w >= 0.0) or w != w or w == float("inf"):
+        if not math.isfinite(w) or w < 0.0:
             raise ValueError(f"weight for {cls.label} must be a finite number >= 0, got {w}")
         if cls is TokenClass.HARMFUL and w != 0.0:
             raise ValueError("harmful spans always have weight 0; use --harmful drop to remove such records")

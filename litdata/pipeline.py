@@ -15,8 +15,9 @@ import hashlib
 import itertools
 import multiprocessing as mp
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from litdata.commands import choices_help
 from litdata.config import HARMFUL_POLICIES, HarmfulSettings, MiningSettings, default_of
-from litdata.spans.harmful import DEFAULT_LEXICON, read_lexicon, resolve_label
+from litdata.spans.harmful import DEFAULT_LEXICON, read_lexicon
 from litdata.spans.sentences import SentenceSplitter
 from litdata.spans.shapes import sentence_shape
 

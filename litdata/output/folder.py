@@ -15,8 +15,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from litdata.shards.atomic import atomic_file, atomic_write
 from litdata.shards.manifest import Manifest

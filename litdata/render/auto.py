@@ -10,8 +10,9 @@ such as "is" cannot be found inside `<|im_start|>assistant`. A rendering that fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from litdata.classes import TokenClass
 from litdata.records import Conversation, Role

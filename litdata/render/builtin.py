@@ -6,8 +6,8 @@ part of the response (LLaVA trains `</s>`), everything else the template adds is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from litdata.classes import TokenClass
 from litdata.records import Conversation, Role

@@ -24,7 +24,7 @@ _WHERE = {
     "mine_templates": "litdata.spans.mining",
     "TemplateTable": "litdata.spans.table",
 }
-__all__ = sorted(_WHERE)
+__all__ = ["HarmfulSettings", "MiningSettings", "SpanLabel", "TemplateTable", "TurnLabeler", "mine_templates"]
 
 
 def __getattr__(name: str) -> Any:
