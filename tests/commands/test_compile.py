@@ -77,6 +77,9 @@ def test_wrong_options_give_one_line_and_exit_2(tmp_path, capsys):
         (["--weight", "instruction"], "CLASS=W"),
         (["--weight", "banana=1"], "unknown token class 'banana'"),
         (["--weight", "harmful=1"], "harmful spans always have weight 0"),
+        (["--weight", "response=nan"], "must be a finite number >= 0, got nan"),
+        (["--weight", "response=inf"], "must be a finite number >= 0, got inf"),
+        (["--weight", "instruction=-0.5"], "must be a finite number >= 0, got -0.5"),
         (["--tokenizer", str(tmp_path / "nope")], "no such file"),
     ]
     for extra, message in cases:
