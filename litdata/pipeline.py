@@ -28,7 +28,8 @@ from litdata.hashing import file_sha256
 from litdata.output.folder import OutputWriter
 from litdata.pack.packer import make_packer
 from litdata.records import Document, Reject
-from litdata.shards.manifest import Counts, Manifest, Packing, TemplatesEntry, TokenTotals
+from litdata.shards.manifest import Manifest
+from litdata.shards.manifest_sections import Counts, Packing, TemplatesEntry, TokenTotals
 from litdata.shards.schema import FORMAT_VERSION
 from litdata.shards.writer import ShardWriter
 from litdata.spans.memo import MINED

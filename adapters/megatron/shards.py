@@ -29,7 +29,8 @@ import numpy as np
 
 from litdata.classes import TokenClass
 from litdata.shards import reader as shard_reader
-from litdata.shards.manifest import Manifest, ShardEntry
+from litdata.shards.manifest import Manifest
+from litdata.shards.manifest_sections import ShardEntry
 from litdata.shards.schema import IMAGE_TILES, IMAGE_TOKENS, MANIFEST
 
 if TYPE_CHECKING:

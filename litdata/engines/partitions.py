@@ -8,7 +8,7 @@ the work and its results are the same on a laptop and on a cluster:
 - a JSON array: runs of elements, cut through an offset index (`index_arrays`: one streaming pass over the
   file, as the local reader reads it) at the first element that starts `partition_bytes` or more after the
   previous cut. Each cut holds the reader's state there, so a partition reads on exactly as one reader over
-  the whole file would, also after a broken element was resynchronised (litdata/read/jsonarray.py).
+  the whole file would, also after a broken element was resynchronised (litdata/read/jsonarray/index.py).
 Read in partition order, the records come out exactly as `read_sources` gives them: the same items, the
 same provenance indices and the same reject messages, because each partition reader is the local reader
 started at the partition's first record.
@@ -22,7 +22,7 @@ from typing import IO
 
 from litdata import fsio
 from litdata.config import ReadLimits
-from litdata.read.jsonarray import JsonArrayCut, index_json_array, iter_json_array_piece
+from litdata.read.jsonarray.index import JsonArrayCut, index_json_array, iter_json_array_piece
 from litdata.read.jsonl import iter_jsonl
 from litdata.read.parquet import iter_parquet
 from litdata.read.sources import SourceError, opened_parquet, record_item, source_format

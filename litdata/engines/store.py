@@ -29,7 +29,7 @@ import numpy as np
 
 from litdata.engines.partitions import Partition
 from litdata.engines.tasks import Counted
-from litdata.read.jsonarray import JsonArrayCut
+from litdata.read.jsonarray.index import JsonArrayCut
 from litdata.records import AuditHit, Document, Provenance, Reject, RejectReason
 from litdata.records.document import ImageBlob
 from litdata.shards.atomic import atomic_write

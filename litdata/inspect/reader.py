@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from litdata.classes import TokenClass, class_weights
-from litdata.shards.manifest import Manifest, ManifestError
+from litdata.shards.manifest import Manifest
+from litdata.shards.manifest_check import ManifestError
 from litdata.shards.reader import (
     FormatProblem,
     array_problems,

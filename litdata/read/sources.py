@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from litdata import fsio
 from litdata.config import ReadLimits
-from litdata.read.jsonarray import iter_json_array
+from litdata.read.jsonarray.reader import iter_json_array
 from litdata.read.jsonl import iter_jsonl
 from litdata.read.normalize import normalize_record
 from litdata.read.parquet import ParquetOpenError, iter_parquet, open_parquet

@@ -7,6 +7,9 @@ manifest is one `ManifestError` naming the file and the field, never a KeyError 
 
 Producers other than the compiler (test fixtures, older tools) may leave out the sections a compile adds
 (counts, tokens, templates, ...); readers that need them read with `compiled=True`.
+
+The top level and `config` are here; the other sections are in manifest_sections.py, and `ManifestError` with the
+field checks in manifest_check.py.
 """
 
 from __future__ import annotations
@@ -14,160 +17,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from litdata.shards.reader import FormatProblem, check_shard_name, open_regular
+from litdata.shards.manifest_check import ManifestError, checked, is_int, is_number
+from litdata.shards.manifest_sections import Counts, Packing, ShardEntry, TemplatesEntry, TokenTotals
+from litdata.shards.reader import FormatProblem, open_regular
 from litdata.shards.schema import FORMAT_NAME, MANIFEST, MAX_MANIFEST_BYTES
 
 if TYPE_CHECKING:
     from litdata.images.tokens import ImageTokenRule
-
-
-class ManifestError(ValueError):
-    """The manifest cannot be read: `reason` names the field and what is wrong, `path` the file (when known)."""
-
-    def __init__(self, reason: str, path: str | os.PathLike | None = None) -> None:
-        super().__init__(f"{path}: {reason}" if path is not None else reason)
-        self.reason, self.path = reason, path
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number(v: Any) -> bool:
-    return _int(v) or isinstance(v, float)
-
-
-def _checked(where: str, d: Any, spec: Mapping[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The fields of `spec` from the JSON object `d`, each checked by its predicate; `optional` ones may be
-    missing (None)."""
-    if not isinstance(d, dict):
-        raise ManifestError(f"{where} is {type(d).__name__}, expected an object")
-    out = {}
-    for key, ok in spec.items():
-        if key not in d:
-            if key in optional:
-                out[key] = None
-                continue
-            raise ManifestError(f"{where}.{key} is missing")
-        if not ok(d[key]):
-            raise ManifestError(f"{where}.{key} is {d[key]!r:.80}, of the wrong type or out of range")
-        out[key] = d[key]
-    return out
-
-
-def _count_map(v: Any) -> bool:
-    return isinstance(v, dict) and all(isinstance(k, str) and _int(n) for k, n in v.items())
-
-
-def _jsonable(obj: Any) -> dict[str, Any]:
-    """A dataclass's fields as JSON, dropping optional fields that are None (absent in the manifest read)."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj) if getattr(obj, f.name) is not None}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ShardEntry:
-    """One shard as the manifest lists it. `documents` and `tokens` are None where another producer left them out."""
-
-    name: str
-    sha256: str | None = None
-    bytes: int | None = None
-    sequences: int | None = None
-    documents: int | None = None
-    tokens: int | None = None
-
-    @classmethod
-    def from_json(cls, d: Any, where: str) -> ShardEntry:
-        if not isinstance(d, dict):
-            raise ManifestError(f"{where} is {type(d).__name__}, expected an object")
-        try:
-            check_shard_name(d.get("name"))
-        except FormatProblem as p:  # the message verify and the tests know: "shard name 'x': not a shard ..."
-            raise ManifestError(f"shard name {p}") from None
-        counted = {k: _int for k in ("bytes", "sequences", "documents", "tokens")}
-        return cls(**_checked(where, d, {"name": lambda v: True, "sha256": lambda v: isinstance(v, str), **counted},
-                              optional=("sha256", *counted)))
-
-    def to_json(self) -> dict[str, Any]:
-        return _jsonable(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Counts:
-    """Records in and out of a compile (`manifest.counts`)."""
-
-    records_read: int
-    documents_written: int
-    rejected: int
-    rejected_by_reason: Mapping[str, int]
-    truncated: int
-    images: int
-    sequences: int
-    harmful_spans: int
-
-    @classmethod
-    def from_json(cls, d: Any, where: str = "counts") -> Counts:
-        return cls(**_checked(where, d, {f.name: _count_map if f.name == "rejected_by_reason" else _int
-                                         for f in fields(cls)}))
-
-    def to_json(self) -> dict[str, Any]:
-        return {**_jsonable(self), "rejected_by_reason": dict(self.rejected_by_reason)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class TokenTotals:
-    """Token figures of the shards (`manifest.tokens`), which `litdata verify` recomputes."""
-
-    by_class: Mapping[str, int]
-    total: int
-    expanded_total: int
-    supervised_vit: int
-    supervised_lit: int
-    weight_sum: float
-
-    @classmethod
-    def from_json(cls, d: Any, where: str = "tokens") -> TokenTotals:
-        spec = {f.name: _int for f in fields(cls)}
-        return cls(**_checked(where, d, {**spec, "by_class": _count_map, "weight_sum": _number}))
-
-    def to_json(self) -> dict[str, Any]:
-        return {**_jsonable(self), "by_class": dict(self.by_class)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class TemplatesEntry:
-    """Where the mined template table is (`manifest.templates`)."""
-
-    file: str
-    sha256: str | None
-    count: int
-
-    @classmethod
-    def from_json(cls, d: Any, where: str = "templates") -> TemplatesEntry:
-        return cls(**_checked(where, d, {"file": lambda v: isinstance(v, str),
-                                         "sha256": lambda v: v is None or isinstance(v, str), "count": _int}))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "sha256": self.sha256, "count": self.count}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Packing:
-    """How full the sequences are (`manifest.packing`)."""
-
-    seq_len: int
-    sequences: int
-    efficiency: float
-
-    @classmethod
-    def from_json(cls, d: Any, where: str = "packing") -> Packing:
-        return cls(**_checked(where, d, {"seq_len": _int, "sequences": _int, "efficiency": _number}))
-
-    def to_json(self) -> dict[str, Any]:
-        return _jsonable(self)
 
 
 # Config fields readers use, with their types; the rest of `config` is carried as written (the compile's record).
@@ -176,15 +36,15 @@ def _or_none(ok: Any) -> Any:
 
 
 _CONFIG = {
-    "seq_len": lambda v: _int(v) and v > 0,
-    "pad_id": _or_none(_int),
-    "image_token_id": _or_none(_int),
-    "image_tokens": _or_none(lambda v: _int(v) and v >= 0),  # None: the rule gives each image its own count
+    "seq_len": lambda v: is_int(v) and v > 0,
+    "pad_id": _or_none(is_int),
+    "image_token_id": _or_none(is_int),
+    "image_tokens": _or_none(lambda v: is_int(v) and v >= 0),  # None: the rule gives each image its own count
     "image_token_rule": _or_none(lambda v: isinstance(v, str)),
     "mode": lambda v: isinstance(v, str),
     "template": lambda v: isinstance(v, str),
     "tokenizer": lambda v: isinstance(v, dict),
-    "weights": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _number(w) for k, w in v.items()),
+    "weights": lambda v: isinstance(v, dict) and all(isinstance(k, str) and is_number(w) for k, w in v.items()),
 }
 _COMPILED_CONFIG = ("seq_len", "image_token_id", "mode", "weights", "tokenizer")  # what every compile records
 
@@ -236,14 +96,14 @@ class Manifest:
         fmt = d.get("format")
         if not isinstance(fmt, dict) or fmt.get("name") != FORMAT_NAME:
             raise ManifestError(f"not a {FORMAT_NAME} manifest (format {fmt!r:.80})")
-        if not _int(fmt.get("version")):
+        if not is_int(fmt.get("version")):
             raise ManifestError(f"format.version is {fmt.get('version')!r:.80}, expected an integer")
         sections = ("config", "shards", "counts", "tokens", "templates", "packing", "inputs", "tool")
         if compiled and (missing := [s for s in sections if s not in d]):
             raise ManifestError(f"{', '.join(missing)} missing (not a finished litdata compile)")
         # Only checked: the mapping is kept as written, the compile's record of its settings.
-        _checked("config", d.get("config", {}), _CONFIG,
-                 optional=tuple(k for k in _CONFIG if not compiled or k not in _COMPILED_CONFIG))
+        checked("config", d.get("config", {}), _CONFIG,
+                optional=tuple(k for k in _CONFIG if not compiled or k not in _COMPILED_CONFIG))
         shards = d.get("shards", [])
         if not isinstance(shards, list):
             raise ManifestError(f"shards is {type(shards).__name__}, expected a list")
@@ -324,7 +184,7 @@ class Manifest:
     @property
     def vocab_size(self) -> int | None:
         v = self.tokenizer.get("vocab_size")
-        return v if _int(v) else None
+        return v if is_int(v) else None
 
     @property
     def mode(self) -> str | None:

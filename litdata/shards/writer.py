@@ -28,7 +28,7 @@ from litdata.pack.packer import PackedSequence
 from litdata.records.document import ImageBlob
 from litdata.shards.atomic import AtomicFile
 from litdata.shards.energon import ShardLayout
-from litdata.shards.manifest import ShardEntry
+from litdata.shards.manifest_sections import ShardEntry
 from litdata.shards.schema import (
     ARRAYS,
     CLASSES,

@@ -21,7 +21,8 @@ import yaml
 
 from litdata.classes import TokenClass, class_weights, weight_table
 from litdata.shards import reader as shard_reader
-from litdata.shards.manifest import Counts, Manifest, TemplatesEntry, TokenTotals
+from litdata.shards.manifest import Manifest
+from litdata.shards.manifest_sections import Counts, TemplatesEntry, TokenTotals
 from litdata.weigh import weigh_sequence
 
 _VIT = weight_table(class_weights("vit"))

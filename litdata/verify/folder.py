@@ -15,7 +15,8 @@ import numpy as np
 
 from litdata.classes import TokenClass, weight_table
 from litdata.shards import reader as shard_reader
-from litdata.shards.manifest import Manifest, ManifestError
+from litdata.shards.manifest import Manifest
+from litdata.shards.manifest_check import ManifestError
 from litdata.shards.schema import ARRAYS, IMAGE_ARRAYS, JSON, MANIFEST, max_items
 from litdata.verify.files import ShardTotals, side_file_problems
 from litdata.verify.images import image_counts

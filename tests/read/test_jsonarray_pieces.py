@@ -1,4 +1,4 @@
-"""A JSON array cut through its offset index (litdata/read/jsonarray.py, used by the Ray engine's partitions):
+"""A JSON array cut through its offset index (litdata/read/jsonarray/index.py, used by the Ray engine's partitions):
 read piece after piece, it gives exactly the items of one reader over the whole file (the same values, indices
 and reject messages), wherever the cuts and the read chunks fall, also around broken, oversized and
 non-UTF-8 elements, and the cuts depend only on the file and the piece size."""
@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from litdata.read.jsonarray import index_json_array, iter_json_array, iter_json_array_piece
+from litdata.read.jsonarray.index import index_json_array, iter_json_array_piece
+from litdata.read.jsonarray.reader import iter_json_array
 from litdata.records import RecordProblem
 from tests.helpers.json_arrays import BREAKS, LAYOUTS, rec
 

@@ -9,7 +9,7 @@ import tracemalloc
 
 import pytest
 
-from litdata.read.jsonarray import iter_json_array
+from litdata.read.jsonarray.reader import iter_json_array
 from litdata.records import RecordProblem, RejectReason
 from tests.helpers.json_arrays import BREAKS, LAYOUTS, rec
 

@@ -9,8 +9,9 @@ import random
 
 import pytest
 
-from litdata.read import jsonarray
-from litdata.read.jsonarray import index_json_array, iter_json_array, iter_json_array_piece
+from litdata.read.jsonarray.index import index_json_array, iter_json_array_piece
+from litdata.read.jsonarray.reader import iter_json_array
+from litdata.read.jsonarray.text import ESCAPED_BYTE, Text
 from litdata.records import RecordProblem, RejectReason
 from tests.helpers.json_arrays import rec
 
@@ -35,11 +36,11 @@ def searching_every_element(monkeypatch: pytest.MonkeyPatch, read):
     """What the reader gave when every element was searched for escaped bytes."""
 
     def always(buf, start: int, end: int) -> int | None:
-        bad = jsonarray._ESCAPED_BYTE.search(buf.text, start, end)
+        bad = ESCAPED_BYTE.search(buf.text, start, end)
         return None if bad is None else bad.start()
 
     with monkeypatch.context() as m:
-        m.setattr(jsonarray._Text, "escaped_byte", always)
+        m.setattr(Text, "escaped_byte", always)
         return read()
 
 
@@ -70,7 +71,7 @@ def test_a_piece_after_a_bad_byte_reads_as_the_whole_file_does(seed, monkeypatch
 
 def test_valid_utf8_never_switches_to_searching():
     data = json.dumps([rec(i, answer="中文 🙂 é") for i in range(50)], ensure_ascii=False).encode()
-    buf = jsonarray._Text(io.BytesIO(data), 5)  # 5-byte chunks cut most characters in two
+    buf = Text(io.BytesIO(data), 5)  # 5-byte chunks cut most characters in two
     while buf.more():
         pass
     assert not buf.escapes and buf.text == data.decode()

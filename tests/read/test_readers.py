@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from litdata.read import ReadLimits, SourceError, read_sources
-from litdata.read.jsonarray import iter_json_array
+from litdata.read.jsonarray.reader import iter_json_array
 from litdata.records import Conversation, ImageRef, Reject, RejectReason, Role
 
 Q = "What are the colors of the bus in the image?"

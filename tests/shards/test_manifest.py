@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 
 from litdata.output.folder import dump_json
-from litdata.shards.manifest import (
-    Counts,
-    Manifest,
-    ManifestError,
-    Packing,
-    ShardEntry,
-    TemplatesEntry,
-    TokenTotals,
-)
+from litdata.shards.manifest import Manifest
+from litdata.shards.manifest_check import ManifestError
+from litdata.shards.manifest_sections import Counts, Packing, ShardEntry, TemplatesEntry, TokenTotals
 from litdata.shards.schema import FORMAT_NAME, FORMAT_VERSION
 
 SHA = "0" * 64
