@@ -13,6 +13,7 @@ import io
 import os
 import re
 import stat
+import sys
 import warnings
 from pathlib import Path, PureWindowsPath
 from typing import BinaryIO, NamedTuple
@@ -146,7 +147,9 @@ def _checked_path(rel: str, image_root: Path) -> str:
 _ROOTS: dict[str, tuple[str, int, int]] = {}  # an image root as given -> (its real path, st_dev, st_ino)
 _PLAIN_DIRS: set[tuple[str, str]] = set()  # (real root, directory part of a rel) that resolved to itself
 _PLAIN_DIRS_MAX = 1 << 16  # a dataset with a directory per image must not grow the set without bound
-_POSIX = os.sep == "/" and os.altsep is None
+# Only where the opened descriptor names its own path (litdata.images.file._descriptor_path): elsewhere a folder
+# swapped since it was learnt would not be seen when the file is opened.
+_SHORT_WAY = os.sep == "/" and os.altsep is None and (sys.platform == "darwin" or os.path.isdir("/proc/self/fd"))
 
 
 def _fast_real_path(rel: str, image_root: Path) -> str | None:
@@ -158,7 +161,7 @@ def _fast_real_path(rel: str, image_root: Path) -> str | None:
     A directory swapped for a symlink since then is not seen here: it is seen when the file is opened (the
     descriptor's own path is not this one), and `resolve_image` then checks the image from scratch."""
     parts = rel.split("/")
-    if not _POSIX or "" in parts or "." in parts:  # not in normal form: realpath normalizes it
+    if not _SHORT_WAY or "" in parts or "." in parts:  # not in normal form: realpath normalizes it
         return None
     given = os.fspath(image_root)
     try:
