@@ -64,29 +64,9 @@ def resolve_image(ref: ImageRef, *, image_root: Path | str | None, max_pixels: i
         if (rechecked := _checked_path(ref.path, image_root)) == real:
             raise
         real, data = rechecked, _read_once(rechecked, ref.path, image_root, max_bytes)
-    digest = hashlib.sha256(data).digest()
-    decoded = _decode_once(data, digest, f"image {ref.path!r}", max_pixels)
-    return ImageBlob(ext=decoded.ext, path=real, sha256=digest.hex(), size=len(data),
+    decoded = _decode(io.BytesIO(data), f"image {ref.path!r}", max_pixels)
+    return ImageBlob(ext=decoded.ext, path=real, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
                      width=decoded.width, height=decoded.height)
-
-
-# Bytes already decoded in full in this process, by their sha256 and the limits they were decoded under. Instruction
-# data names the same picture in many records (LLaVA-1.5's mix reuses COCO's images across its sources), and the
-# outcome of decoding is a function of the bytes: a repeat is known good without decoding it again. Only successes
-# are kept, so a bad image is decoded, and refused in its own words, every time.
-_DECODED: dict[tuple[bytes, int, int], _Decoded] = {}
-_DECODED_MAX = 1 << 15  # about 12 MiB at most
-
-
-def _decode_once(data: bytes, digest: bytes, name: str, max_pixels: int) -> _Decoded:
-    key = (digest, max_pixels, Image.MAX_IMAGE_PIXELS)  # Pillow's own bomb limit is a process-wide setting
-    decoded = _DECODED.get(key)
-    if decoded is None:
-        decoded = _decode(io.BytesIO(data), name, max_pixels)
-        if len(_DECODED) >= _DECODED_MAX:
-            _DECODED.clear()
-        _DECODED[key] = decoded
-    return decoded
 
 
 def _read_once(real: str, rel: str, image_root: Path, max_bytes: int) -> bytes:
