@@ -64,19 +64,26 @@ def fill_bins(lengths: Sequence[int], capacity: int, *, keep: int = 0) -> tuple[
         # 0/1 knapsack over binary-split copies of each length. Sets of reachable sums are Python ints used as
         # bitsets (bit s: sum s), far cheaper than numpy arrays at these sizes. after[c] is the set once copy c
         # is added; the sets only grow, so the copy that first reached s is found by bisection.
-        reach, full = 1, 1 << room
+        # Sum `room` is reached when reach, kept below bit room + 1 by `sums`, has room + 1 bits: bit_length is
+        # read without making a new int, as `reach & (1 << room)` makes one per copy.
+        reach, sums, filled = 1, (2 << room) - 1, room + 1
         after: list[int] = []
         copies: list[tuple[int, int]] = []  # (length, how many)
         for n in present[: bisect.bisect_right(present, room)]:
-            avail, k = min(counts[n], room // n), 1
-            while avail > 0 and not reach & full:
-                t = min(k, avail)
-                w = n * t
-                avail, k = avail - t, 2 * k
-                reach |= (reach << w) & (2 * full - 1)
+            avail = min(counts[n], room // n)
+            if avail == 1:  # most lengths of a long-document window: one copy, no binary split
+                reach |= (reach << n) & sums
                 after.append(reach)
-                copies.append((n, t))
-            if reach & full:
+                copies.append((n, 1))
+            else:
+                k = 1
+                while avail > 0 and reach.bit_length() < filled:
+                    t = min(k, avail)
+                    avail, k = avail - t, 2 * k
+                    reach |= (reach << n * t) & sums
+                    after.append(reach)
+                    copies.append((n, t))
+            if reach.bit_length() == filled:
                 break
         s = reach.bit_length() - 1
         while s > 0:

@@ -74,7 +74,7 @@ def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list,
     n_cuts = np.fromiter(map(len, starts), dtype=np.int64, count=len(starts))
     first_piece = np.cumsum(n_cuts) - n_cuts
     bos_id, prepend = bos
-    # A text without images is its one chunk (every text-only record): what _splice_chunks would make of it is
+    # A text without images is its one chunk (every text-only record): what _splice_many would make of it is
     # done here for all such texts at once, so that each is a view of the batch's arrays.
     single = first_piece[n_cuts == 1]
     piece_start = np.cumsum(counts) - counts
@@ -87,11 +87,13 @@ def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list,
         head = piece_start[single[counts[single] > 0]]
         offsets[head[ids[head] == bos_id]] = 0
     parts = list(zip(cut_rows(ids, counts), cut_rows(offsets, counts)))
-    for i, chunk_cuts, j in zip(at, starts, first_piece.tolist()):
-        if len(chunk_cuts) == 1:
-            encoded[i] = parts[j]
-        else:
-            encoded[i] = _splice_chunks(chunk_cuts, parts[j : j + len(chunk_cuts)], image_id, bos)
+    for i, j in zip(np.asarray(at)[n_cuts == 1].tolist(), single.tolist()):
+        encoded[i] = parts[j]
+    if (n_cuts > 1).any():
+        many = n_cuts > 1
+        spliced = _splice_many(ids, offsets, counts, starts, many, first_piece[many], image_id, bos)
+        for i, got in zip(np.asarray(at)[many].tolist(), spliced):
+            encoded[i] = got
 
 
 def _insert_rows(a: np.ndarray, at: np.ndarray, value: int) -> np.ndarray:
@@ -133,20 +135,47 @@ def _bos_policy(tokenizer: Any) -> tuple[int | None, bool]:
     return int(bos), not (probe.shape[0] and int(probe[0]) == bos)
 
 
-def _splice_chunks(cuts, parts, image_id: int, bos: tuple[int | None, bool]) -> tuple[np.ndarray, np.ndarray]:
-    """LLaVA's `tokenizer_image_token`: if the first chunk starts with BOS, keep it once and drop the first token
-    of every chunk; put the image id between chunks. Offsets move from chunk to text coordinates (an image id
-    gets its `<image>` tag's span), so the classes come from the text as a whole. Returns (ids, offsets)."""
+def _splice_many(ids: np.ndarray, offsets: np.ndarray, counts: np.ndarray, starts: list, many: np.ndarray,
+                 first: np.ndarray, image_id: int, bos: tuple[int | None, bool]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ids, offsets) of each text with images (`many`; its chunks from piece `first` on), spliced as LLaVA's
+    `tokenizer_image_token` splices them: if a text's first chunk starts with BOS, BOS is kept once and the first
+    token of every one of its chunks dropped; the image id goes between chunks. Offsets move from chunk to text
+    coordinates (an image id gets its `<image>` tag's span), so the classes come from the text as a whole.
+
+    All texts at once, by gathering: per text, the calls of a concatenation per chunk cost more than the copying.
+    Each piece of the output is one optional leading token (BOS, or the image id before every chunk but the
+    first) and then the chunk's kept tokens."""
     bos_id, prepend = bos
-    first = parts[0][0]
-    drop = 1 if not prepend and first.shape[0] and bos_id is not None and int(first[0]) == bos_id else 0
-    ids_out: list = [[bos_id]] if prepend else [first[:1]] if drop else []
-    offs_out: list = [np.zeros((1, 2), dtype=np.int64)] if (prepend or drop) else []
-    for k, ((a, _), (ids, offs)) in enumerate(zip(cuts, parts)):
-        if k:
-            ids_out.append([image_id])
-            offs_out.append(np.array([[a - len(IMAGE_PLACEHOLDER), a]], dtype=np.int64))
-        ids_out.append(ids[drop:])
-        offs_out.append(offs[drop:] + a)
-    ids = np.concatenate(ids_out).astype(np.int32)
-    return ids, np.concatenate(offs_out)
+    cuts = [c for c, m in zip(starts, many.tolist()) if m]
+    n_pieces = np.fromiter(map(len, cuts), dtype=np.int64, count=len(cuts))
+    piece_start = np.cumsum(counts) - counts
+    text_of = np.repeat(np.arange(len(first)), n_pieces)  # per piece of these texts
+    pieces = np.repeat(first - (np.cumsum(n_pieces) - n_pieces), n_pieces) + np.arange(int(n_pieces.sum()))
+    chunk_at = np.fromiter((a for c in cuts for a, _ in c), dtype=np.int64, count=len(pieces))
+    head = piece_start[first]
+    drop = np.zeros(len(first), dtype=np.int64)
+    if not prepend and bos_id is not None and ids.shape[0]:
+        starts_with_bos = (counts[first] > 0) & (ids[np.minimum(head, ids.shape[0] - 1)] == bos_id)
+        drop[starts_with_bos] = 1
+    is_first = np.zeros(len(pieces), dtype=bool)
+    is_first[np.cumsum(n_pieces) - n_pieces] = True
+    lead = np.where(is_first, 1 if prepend else drop[text_of], 1)
+    kept = np.maximum(counts[pieces] - drop[text_of], 0)
+    width = lead + kept
+    out_start = np.cumsum(width) - width
+    total = int(width.sum())
+    body = np.ones(total, dtype=bool)
+    body[out_start[lead > 0]] = False  # the leading tokens' places
+    taken = np.repeat(piece_start[pieces] + drop[text_of] - (np.cumsum(kept) - kept), kept)
+    taken += np.arange(taken.shape[0])
+    out_ids = np.empty(total, dtype=np.int32)
+    out_offsets = np.empty((total, 2), dtype=np.int64)
+    out_ids[body] = ids[taken]
+    out_offsets[body] = offsets[taken] + np.repeat(chunk_at, kept)[:, None]
+    led = lead > 0
+    bos_led = is_first[led]  # a text's first piece leads only with BOS (bos_id is then known)
+    out_ids[out_start[led]] = np.where(bos_led, -1 if bos_id is None else bos_id, image_id)
+    tag = chunk_at[led]  # the `<image>` tag ends where the chunk after it starts
+    out_offsets[out_start[led]] = np.where(bos_led[:, None], 0, np.stack([tag - len(IMAGE_PLACEHOLDER), tag], 1))
+    per_text = np.bincount(text_of, weights=width, minlength=len(first)).astype(np.int64)
+    return list(zip(cut_rows(out_ids, per_text), cut_rows(out_offsets, per_text)))
