@@ -9,10 +9,10 @@ once per process from a picklable `EncodeSpec`.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -118,15 +118,17 @@ class Encoder:
                     batch = self.begin(items)
                     running = native.submit(batch.job.run_native)
                     if pending is not None:
-                        pending[1].result()
-                        yield self.finish(pending[0])
+                        yield self._finished(*pending)
                     pending = (batch, running)
                 if pending is not None:
-                    pending[1].result()
-                    yield self.finish(pending[0])
+                    yield self._finished(*pending)
             finally:
                 if pending is not None:
                     pending[1].cancel()
+
+    def _finished(self, batch: _Batch, native: Future) -> list[Document | Reject]:
+        native.result()  # a failed native call raises here, after the batches before it were yielded
+        return self.finish(batch)
 
     def begin(self, items: Sequence[Conversation | Reject]) -> _Batch:
         """Images, span labels and rendering of a batch, up to its TokenizeJob (not yet run)."""

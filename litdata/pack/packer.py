@@ -19,8 +19,8 @@ version, which could pick another of several optimal LP solutions).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from litdata.config import PackSettings
 from litdata.pack.binpack import best_fit_decreasing, fill_bins, lp_bins

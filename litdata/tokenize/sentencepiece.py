@@ -12,8 +12,8 @@ own piece spans, so token classes are found exactly as for fast tokenizers.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
