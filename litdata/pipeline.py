@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import multiprocessing as mp
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from litdata import fsio
+from litdata.chunked import chunked
 from litdata.config import CompileConfig, PackSettings
 from litdata.encode import Encoder, EncodeSpec
 from litdata.hashing import file_sha256
@@ -57,12 +57,6 @@ def _init_worker(spec: EncodeSpec) -> None:
 def _encode_in_worker(batch: list) -> list[Document | Reject]:
     assert _WORKER is not None
     return _WORKER.encode_batch(batch)
-
-
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    it = iter(items)
-    while batch := list(itertools.islice(it, size)):
-        yield batch
 
 
 def _encoded(cfg: CompileConfig, spec: EncodeSpec, batches: Iterator[list]) -> Iterator[list[Document | Reject]]:
@@ -136,7 +130,7 @@ def compile_dataset(cfg: CompileConfig, engine=None) -> CompileResult:
                             yield item
 
             if engine is None:
-                stream = _encoded(cfg, spec, _batches(passes.second(), cfg.batch_size))
+                stream = _encoded(cfg, spec, chunked(passes.second(), cfg.batch_size))
             else:
                 stream = engine.encoded(limits, spec, cfg.batch_size)
             for seq in packer.run(documents(stream)):

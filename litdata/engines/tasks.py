@@ -7,11 +7,11 @@ Both are pure functions of their arguments, so a retried task returns the same r
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from litdata.chunked import chunked
 from litdata.config import ReadLimits
 from litdata.engines.partitions import Partition, PartitionReader
 from litdata.records import Conversation
@@ -50,8 +50,7 @@ def count_partition(part: Partition, first_index: int, limits: ReadLimits, minin
             if isinstance(item, Conversation):
                 yield item
 
-    it = convs()
-    while chunk := list(itertools.islice(it, mining.chunk_size)):
+    for chunk in chunked(convs(), mining.chunk_size):
         if splitter is not None:
             from litdata.spans.mining import chunk_rows
 
@@ -81,6 +80,6 @@ def _encoder(spec):
 
 def encode_partition(part: Partition, first_index: int, limits: ReadLimits, spec, batch_size: int) -> list[list]:
     """Every item of a partition encoded, as the local engine's batches of Documents and Rejects, in order."""
-    it = iter(PartitionReader(part, limits, first_index=first_index))
+    items = PartitionReader(part, limits, first_index=first_index)
     # As the local engine's one encoding process: the tokenizer's native call beside the reading and Python work.
-    return list(_encoder(spec).encode_batches(iter(lambda: list(itertools.islice(it, batch_size)), [])))
+    return list(_encoder(spec).encode_batches(chunked(items, batch_size)))

@@ -7,11 +7,11 @@ is ever held in Python objects, and lossy counting keeps the aggregate bounded (
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections.abc import Iterable
 
 import polars as pl
 
+from litdata.chunked import chunked
 from litdata.config import MiningSettings
 from litdata.records.conversation import Conversation, Role
 from litdata.spans.memo import MINED, SegmentSentences
@@ -95,12 +95,6 @@ def _compact(df: pl.DataFrame) -> pl.DataFrame:
     return pl.from_arrow(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
 
 
-def _chunks(items: Iterable[Conversation], size: int) -> Iterator[list[Conversation]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 def chunk_rows(chunk: list[Conversation], first_record: int, splitter: SentenceSplitter) -> pl.DataFrame:
     """(record, shape, example) for every user-turn sentence of `chunk`, with its colon-prefix shape too.
 
@@ -170,7 +164,7 @@ def mine_templates(
             from tqdm import tqdm
 
             bar = tqdm(desc="mining templates", unit="rec", leave=False)
-        for chunk in _chunks(conversations, settings.chunk_size):
+        for chunk in chunked(conversations, settings.chunk_size):
             counter.add(chunk_rows(chunk, n_records, splitter))
             n_records += len(chunk)
             if bar is not None:
