@@ -63,21 +63,18 @@ def elements(buf: Text, index: int, ch: str, max_record_bytes: int, *, stop: int
             # broken elements would be quadratic in the chunk size without this.
             buf.drop_consumed()
         item = _element(buf, index, max_record_bytes)
-        yield index, item
-        index += 1
-        if isinstance(item, _Stop):
-            return
-        ch = buf.skip_space()
-        while not buf.next_starts and ch not in (",", "]"):  # anything else there is one more malformed element
-            if ch == "":
-                yield index, _stop(buf, index, "the array is not closed: the file ends without ']' (truncated?)")
-                return
-            item = _garbage(buf, index, max_record_bytes)
+        while True:  # the element, then each malformed one up to the ',' or ']' (or the next start) after it
             yield index, item
             index += 1
             if isinstance(item, _Stop):
                 return
             ch = buf.skip_space()
+            if buf.next_starts or ch in (",", "]"):
+                break
+            if ch == "":
+                yield index, _stop(buf, index, "the array is not closed: the file ends without ']' (truncated?)")
+                return
+            item = _garbage(buf, index, max_record_bytes)
         if buf.next_starts:
             buf.next_starts = False
             continue  # ch is the first character of the next element
