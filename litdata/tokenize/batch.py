@@ -87,12 +87,12 @@ def _splice_batch(flat: tuple[np.ndarray, np.ndarray, np.ndarray], starts: list,
         head = piece_start[single[counts[single] > 0]]
         offsets[head[ids[head] == bos_id]] = 0
     parts = list(zip(cut_rows(ids, counts), cut_rows(offsets, counts)))
-    for i, j in zip(np.asarray(at)[n_cuts == 1].tolist(), single.tolist()):
+    where, many = np.asarray(at), n_cuts > 1
+    for i, j in zip(where[n_cuts == 1].tolist(), single.tolist()):
         encoded[i] = parts[j]
-    if (n_cuts > 1).any():
-        many = n_cuts > 1
+    if many.any():
         spliced = _splice_many(ids, offsets, counts, starts, many, first_piece[many], image_id, bos)
-        for i, got in zip(np.asarray(at)[many].tolist(), spliced):
+        for i, got in zip(where[many].tolist(), spliced):
             encoded[i] = got
 
 
@@ -150,7 +150,8 @@ def _splice_many(ids: np.ndarray, offsets: np.ndarray, counts: np.ndarray, start
     n_pieces = np.fromiter(map(len, cuts), dtype=np.int64, count=len(cuts))
     piece_start = np.cumsum(counts) - counts
     text_of = np.repeat(np.arange(len(first)), n_pieces)  # per piece of these texts
-    pieces = np.repeat(first - (np.cumsum(n_pieces) - n_pieces), n_pieces) + np.arange(int(n_pieces.sum()))
+    own_first = np.cumsum(n_pieces) - n_pieces  # each text's first piece, counted among these texts' pieces
+    pieces = np.repeat(first - own_first, n_pieces) + np.arange(int(n_pieces.sum()))
     chunk_at = np.fromiter((a for c in cuts for a, _ in c), dtype=np.int64, count=len(pieces))
     head = piece_start[first]
     drop = np.zeros(len(first), dtype=np.int64)
@@ -158,7 +159,7 @@ def _splice_many(ids: np.ndarray, offsets: np.ndarray, counts: np.ndarray, start
         starts_with_bos = (counts[first] > 0) & (ids[np.minimum(head, ids.shape[0] - 1)] == bos_id)
         drop[starts_with_bos] = 1
     is_first = np.zeros(len(pieces), dtype=bool)
-    is_first[np.cumsum(n_pieces) - n_pieces] = True
+    is_first[own_first] = True
     lead = np.where(is_first, 1 if prepend else drop[text_of], 1)
     kept = np.maximum(counts[pieces] - drop[text_of], 0)
     width = lead + kept
